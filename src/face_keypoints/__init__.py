@@ -1,0 +1,19 @@
+"""face-keypoints: real-time facial landmarks with MobileNetV1, trained and run on device.
+
+The Python API offers the same verbs as the command line.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "prepare"]
+
+
+def __getattr__(name: str):
+    # Verbs import TensorFlow or OpenCV only when used, so `import face_keypoints` is cheap.
+    if name == "prepare":
+        from face_keypoints.prepare import prepare
+
+        return prepare
+    raise AttributeError(f"module 'face_keypoints' has no attribute {name!r}")

@@ -1,0 +1,24 @@
+"""One reader per published format; each yields `Face` or `Skip` records.
+
+A reader only parses annotations: it never opens an image (prepare does, once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from face_keypoints.data.face import Face, Skip
+from face_keypoints.data.readers import aflw21, coco, merl68, pts300w, wflw, youtube68
+
+Reader = Callable[[Path, Path | None, str | None], Iterator[Face | Skip]]
+
+# name -> (reader, the published splits it can select with --split)
+FORMATS: dict[str, tuple[Reader, tuple[str, ...]]] = {
+    "wflw": (wflw.read, wflw.SPLITS),
+    "300w": (pts300w.read, ()),
+    "aflw21": (aflw21.read, ()),
+    "merl68": (merl68.read, merl68.SPLITS),
+    "youtube68": (youtube68.read, youtube68.SPLITS),
+    "coco": (coco.read, ()),
+}

@@ -1,0 +1,79 @@
+"""AFLW 21-point crops: landmarks21.csv (image, yaw, 21 x,y pairs; empty = invisible)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from face_keypoints.data.face import Face, Skip
+from face_keypoints.data.readers._common import (
+    ImageFinder,
+    check_points,
+    csv_rows,
+    duplicate_skip,
+    optional_float,
+    pairs_to_points,
+)
+from face_keypoints.errors import BadInput
+from face_keypoints.schemes import AFLW21
+
+
+def locate_csv(root: Path, annotations: Path | None, default_name: str) -> Path:
+    """The annotation CSV: --annotations, else `default_name` inside --input."""
+    if annotations is not None:
+        return annotations
+    if root.is_file():
+        return root
+    candidate = root / default_name
+    if not candidate.exists():
+        raise BadInput(f"{root}: no {default_name} in it; pass --annotations FILE")
+    return candidate
+
+
+def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
+    del split  # AFLW publishes no split of these crops
+    path = locate_csv(root, annotations, "landmarks21.csv")
+    base = root if root.is_dir() else path.parent
+    find = ImageFinder([base / "images", base, path.parent / "images"])
+    yield from read_points_csv(path, find, AFLW21.name, AFLW21.num_points)
+
+
+def read_points_csv(
+    path: Path, find: ImageFinder, scheme: str, count: int
+) -> Iterator[Face | Skip]:
+    """Rows of `image,yaw_degrees,x,y,...`: the AFLW-21 layout."""
+    source = str(path)
+    seen: dict[str, int] = {}
+    for line, fields, reason in csv_rows(path):
+        if fields is None:
+            yield Skip(source, line, reason)
+            continue
+        if line == 1 and fields[0].strip().lower() == "image":
+            continue
+        if len(fields) < 2 + 2 * count:
+            yield Skip(source, line, f"expected {2 + 2 * count} fields, found {len(fields)}")
+            continue
+        name = fields[0].strip()
+        duplicate = duplicate_skip(seen, name, source, line)
+        if duplicate:
+            yield duplicate
+            continue
+        parsed = pairs_to_points(fields[2 : 2 + 2 * count], count, source, line, True)
+        if isinstance(parsed, Skip):
+            yield parsed
+            continue
+        points, visibility = parsed
+        problem = check_points(points, visibility)
+        if problem:
+            yield Skip(source, line, problem)
+            continue
+        yield Face(
+            image=find(name),
+            points=points,
+            visibility=visibility,
+            scheme=scheme,
+            source=source,
+            line=line,
+            identity=name,
+            yaw=optional_float(fields[1]),
+        )

@@ -1,0 +1,106 @@
+"""COCO-style keypoint JSON (what mmpose exports for WFLW, 300-W, COFW, AFLW, 300-VW)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from face_keypoints.data.face import ABSENT, OCCLUDED, VISIBLE, Face, Skip
+from face_keypoints.data.readers._common import ImageFinder, check_points
+from face_keypoints.errors import BadInput
+from face_keypoints.schemes import scheme_for_count
+
+
+def locate_json(root: Path, annotations: Path | None) -> Path:
+    if annotations is not None:
+        return annotations
+    if root.is_file():
+        return root
+    found = sorted(root.glob("*.json")) if root.is_dir() else []
+    if len(found) != 1:
+        raise BadInput(f"{root}: pass --annotations FILE.json (found {len(found)} .json files)")
+    return found[0]
+
+
+def load_json(path: Path) -> dict:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"{path}: annotation file not found") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise BadInput(f"{path}: bytes that are not UTF-8 at byte {err.start}") from None
+    except json.JSONDecodeError as err:
+        raise BadInput(f"{path}:{err.lineno}: not valid JSON: {err.msg}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list) \
+            or not isinstance(data.get("images"), list):
+        raise BadInput(f"{path}: not COCO keypoint JSON (needs 'images' and 'annotations')")
+    return data
+
+
+def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
+    del split  # one JSON file is one split
+    path = locate_json(root, annotations)
+    data = load_json(path)
+    source = str(path)
+    folder = root if root.is_dir() else path.parent
+    find = ImageFinder([folder, folder / "images", path.parent])
+    images: dict[object, dict] = {}
+    for entry in data["images"]:
+        if isinstance(entry, dict) and "id" in entry and "file_name" in entry:
+            images.setdefault(entry["id"], entry)
+    # COCO says 2 = visible, 1 = labelled but hidden; face exports that write only 0/1
+    # (mmpose's WFLW, 300-W, AFLW) mean 1 = present.
+    flags = {v for a in data["annotations"] if isinstance(a, dict)
+             for v in a.get("keypoints", [])[2::3]}
+    hidden_flag = 1 if 2 in flags else None
+    seen: set[object] = set()
+    for number, ann in enumerate(data["annotations"], start=1):
+        where = f"annotation {number}"
+        if not isinstance(ann, dict) or not isinstance(ann.get("keypoints"), list):
+            yield Skip(source, 0, f"{where}: no keypoints list")
+            continue
+        ann_id = ann.get("id", number)
+        if ann_id in seen:
+            yield Skip(source, 0, f"{where}: duplicate annotation id {ann_id}")
+            continue
+        seen.add(ann_id)
+        image = images.get(ann.get("image_id"))
+        if image is None:
+            yield Skip(source, 0, f"{where}: image_id {ann.get('image_id')!r} not in images")
+            continue
+        values = ann["keypoints"]
+        if len(values) % 3 or not values:
+            yield Skip(source, 0, f"{where}: keypoints length {len(values)} is not 3 x K")
+            continue
+        try:
+            triples = np.array([float(v) for v in values], dtype=np.float64).reshape(-1, 3)
+            scheme = scheme_for_count(len(triples)).name
+        except (TypeError, ValueError):
+            yield Skip(source, 0, f"{where}: keypoints hold a value that is not a number")
+            continue
+        except KeyError as err:
+            yield Skip(source, 0, f"{where}: {err.args[0]}")
+            continue
+        flag = triples[:, 2]
+        visibility = np.where(flag <= 0, ABSENT,
+                              np.where(flag == hidden_flag, OCCLUDED, VISIBLE)).astype(np.uint8)
+        points = triples[:, :2].astype(np.float32)
+        problem = check_points(points, visibility)
+        if problem:
+            yield Skip(source, 0, f"{where}: {problem}")
+            continue
+        name = str(image["file_name"])
+        yield Face(
+            image=find(name),
+            points=points,
+            visibility=visibility,
+            scheme=scheme,
+            source=source,
+            line=0,
+            identity=name,
+        )

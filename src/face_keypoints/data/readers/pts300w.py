@@ -1,0 +1,105 @@
+"""300-W folders: NAME.jpg / NAME.png beside NAME.pts, searched recursively."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from face_keypoints.data.face import VISIBLE, Face, Skip
+from face_keypoints.data.readers._common import check_points, text_lines
+from face_keypoints.errors import BadInput
+from face_keypoints.schemes import scheme_for_count
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def parse_pts(path: Path) -> tuple[np.ndarray, str] | Skip:
+    """Points of a .pts file and its scheme name, or a Skip naming the bad line."""
+    source = str(path)
+    declared: int | None = None
+    values: list[tuple[float, float]] = []
+    state = "header"
+    for line, text, reason in text_lines(path):
+        if text is None:
+            return Skip(source, line, reason)
+        text = text.strip()
+        if not text:
+            continue
+        if state == "header":
+            if text.startswith("n_points"):
+                try:
+                    declared = int(text.split(":", 1)[1])
+                except (IndexError, ValueError):
+                    return Skip(source, line, f"bad n_points line: {text!r}")
+            elif text == "{":
+                state = "points"
+            elif not text.startswith("version"):
+                return Skip(source, line, f"unexpected header line: {text!r}")
+        elif state == "points":
+            if text == "}":
+                state = "end"
+                continue
+            parts = text.split()
+            if len(parts) != 2:
+                return Skip(source, line, f"expected 'x y', found {text!r}")
+            try:
+                values.append((float(parts[0]), float(parts[1])))
+            except ValueError:
+                return Skip(source, line, f"not a number: {text!r}")
+    if state != "end":
+        return Skip(source, 0, "no closing '}' (truncated .pts file)" if state == "points"
+                    else "no '{' (not a .pts file)")
+    if declared is not None and declared != len(values):
+        return Skip(source, 0, f"n_points says {declared} but the file has {len(values)} points")
+    try:
+        scheme = scheme_for_count(len(values)).name
+    except KeyError:
+        return Skip(source, 0, f"{len(values)} points: no landmark scheme has that many")
+    return np.array(values, dtype=np.float32), scheme
+
+
+def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
+    del split  # folders of .pts have no published split
+    if annotations is not None:
+        raise BadInput(f"{annotations}: the 300w format reads .pts files beside the images; "
+                       "pass the folder as --input and no --annotations")
+    if not root.is_dir():
+        raise BadInput(f"{root}: not a folder of images and .pts files")
+    pts_files = sorted(p for p in root.rglob("*") if p.suffix.lower() == ".pts" and p.is_file())
+    if not pts_files:
+        raise BadInput(f"{root}: no .pts files found under it")
+    for pts in pts_files:
+        images = [pts.with_suffix(s) for s in IMAGE_SUFFIXES + tuple(s.upper() for s in
+                                                                   IMAGE_SUFFIXES)]
+        images = sorted({p for p in images if p.exists()})
+        if not images:
+            yield Skip(str(pts), 0, "no image beside it (.jpg, .jpeg, .png or .bmp)")
+            continue
+        if len(images) > 1:
+            names = ", ".join(p.name for p in images)
+            yield Skip(str(pts), 0, f"duplicate names: several images for one .pts ({names})")
+            continue
+        parsed = parse_pts(pts)
+        if isinstance(parsed, Skip):
+            yield parsed
+            continue
+        points, scheme = parsed
+        visibility = np.full(len(points), VISIBLE, dtype=np.uint8)
+        problem = check_points(points, visibility)
+        if problem:
+            yield Skip(str(pts), 0, problem)
+            continue
+        relative = pts.relative_to(root).with_suffix("")
+        yield Face(
+            image=images[0],
+            points=points,
+            visibility=visibility,
+            scheme=scheme,
+            source=str(pts),
+            line=0,
+            # 300-W names faces PHOTO_N: faces of one photo stay on one side of a split.
+            identity=re.sub(r"_\d+$", "", str(relative)),
+        )

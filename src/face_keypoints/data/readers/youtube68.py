@@ -1,0 +1,81 @@
+"""YouTube-Faces 68 keypoints: {training,test}_frames_keypoints.csv beside the frames."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from face_keypoints.data.face import Face, Skip
+from face_keypoints.data.readers._common import (
+    ImageFinder,
+    check_points,
+    csv_rows,
+    duplicate_skip,
+    pairs_to_points,
+)
+from face_keypoints.errors import BadInput
+from face_keypoints.schemes import IBUG68
+
+SPLITS = ("train", "test")
+_FOLDERS = {"train": "training", "test": "test"}
+_N = IBUG68.num_points
+
+
+def person(frame_name: str) -> str:
+    """The person a frame shows: its name before the last _NN (frames of one video)."""
+    return re.sub(r"_\d+$", "", Path(frame_name).stem)
+
+
+def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
+    if annotations is not None:
+        parts = [(annotations, next((s for s, f in _FOLDERS.items()
+                                     if annotations.name.startswith(f)), split or "all"))]
+    else:
+        parts = []
+        for name in (split,) if split else SPLITS:
+            csv_path = root / f"{_FOLDERS[name]}_frames_keypoints.csv"
+            if csv_path.exists():
+                parts.append((csv_path, name))
+            elif split:
+                raise BadInput(f"{root}: no {csv_path.name} in it")
+        if not parts:
+            raise BadInput(f"{root}: no *_frames_keypoints.csv in it; pass --annotations FILE")
+    for path, part in parts:
+        source = str(path)
+        folder = _FOLDERS.get(part, "")
+        find = ImageFinder([root / folder, path.parent / folder, root, path.parent])
+        seen: dict[str, int] = {}
+        for line, fields, reason in csv_rows(path):
+            if fields is None:
+                yield Skip(source, line, reason)
+                continue
+            if line == 1 and fields[0].strip() == "":
+                continue  # the pandas index header
+            if len(fields) < 1 + 2 * _N:
+                yield Skip(source, line, f"expected {1 + 2 * _N} fields, found {len(fields)}")
+                continue
+            name = fields[0].strip()
+            duplicate = duplicate_skip(seen, name, source, line)
+            if duplicate:
+                yield duplicate
+                continue
+            parsed = pairs_to_points(fields[1 : 1 + 2 * _N], _N, source, line, False)
+            if isinstance(parsed, Skip):
+                yield parsed
+                continue
+            points, visibility = parsed
+            problem = check_points(points, visibility)
+            if problem:
+                yield Skip(source, line, problem)
+                continue
+            yield Face(
+                image=find(name),
+                points=points,
+                visibility=visibility,
+                scheme=IBUG68.name,
+                source=source,
+                line=line,
+                identity=person(name),
+                split=part,
+            )

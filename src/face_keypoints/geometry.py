@@ -1,0 +1,108 @@
+"""The square-crop-with-margin rule and the affine maps between image and crop.
+
+prepare, augment, evaluate and predict all crop through this file, so a face is framed
+the same way at training and at run time. A crop is a square centred on the face box;
+its side is the box's longer side times a scale:
+
+* the cache keeps `CACHE_SCALE` so that rotation, scale and shift augmentation have real
+  pixels to draw from;
+* the model sees `MODEL_SCALE`, the frame a landmark model is trained and run on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+CACHE_SCALE = 1.75
+MODEL_SCALE = 1.25
+
+
+@dataclass(frozen=True)
+class Square:
+    """A square region of an image: centre and side in image pixels."""
+
+    cx: float
+    cy: float
+    side: float
+
+    def as_list(self) -> list[float]:
+        return [round(self.cx, 3), round(self.cy, 3), round(self.side, 3)]
+
+
+def landmark_box(points: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+    """(x0, y0, x1, y1) of the points that are present."""
+    pts = points if present is None else points[present.astype(bool)]
+    return np.array([*pts.min(axis=0), *pts.max(axis=0)], dtype=np.float64)
+
+
+def square_around(box: np.ndarray, scale: float) -> Square:
+    """The square of side scale * longer box side, centred on the box."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return Square((x0 + x1) / 2.0, (y0 + y1) / 2.0, max(x1 - x0, y1 - y0) * scale)
+
+
+def crop_matrix(square: Square, size: int) -> np.ndarray:
+    """2x3 affine that maps image pixels into a size x size crop of `square`."""
+    s = size / square.side
+    return np.array(
+        [[s, 0.0, size / 2.0 - s * square.cx], [0.0, s, size / 2.0 - s * square.cy]],
+        dtype=np.float64,
+    )
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(matrix.astype(np.float64))
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 affine that applies `inner` first, then `outer`."""
+    a = np.vstack([outer, [0.0, 0.0, 1.0]])
+    b = np.vstack([inner, [0.0, 0.0, 1.0]])
+    return (a @ b)[:2]
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine to (..., 2) points."""
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Resample `image` into a size x size crop; outside the image is black."""
+    shrink = 1.0 / max(float(np.hypot(matrix[0, 0], matrix[1, 0])), 1e-9)
+    if shrink >= 4.0:
+        # Strong downscaling: average blocks first so the crop does not alias.
+        factor = int(shrink // 2)
+        height, width = image.shape[0] // factor, image.shape[1] // factor
+        if height >= 2 and width >= 2:
+            image = cv2.resize(image[: height * factor, : width * factor], (width, height),
+                               interpolation=cv2.INTER_AREA)
+            # Pixel centre i of the small image lies at factor * i + (factor - 1) / 2.
+            small_to_full = np.array([[factor, 0.0, (factor - 1) / 2.0],
+                                      [0.0, factor, (factor - 1) / 2.0]])
+            matrix = compose(matrix, small_to_full)
+    return cv2.warpAffine(
+        image,
+        matrix,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
+
+
+def crop_face(
+    image: np.ndarray, box: np.ndarray, size: int, scale: float
+) -> tuple[np.ndarray, np.ndarray, Square]:
+    """Crop the square around `box`; returns the crop, the image->crop affine, the square."""
+    square = square_around(box, scale)
+    matrix = crop_matrix(square, size)
+    return warp(image, matrix, size), matrix, square
+
+
+def model_square(cache_size: int) -> Square:
+    """The model's frame inside a cache crop: same centre, MODEL_SCALE / CACHE_SCALE of it."""
+    half = cache_size / 2.0
+    return Square(half, half, cache_size * MODEL_SCALE / CACHE_SCALE)
