@@ -106,3 +106,32 @@ def model_square(cache_size: int) -> Square:
     """The model's frame inside a cache crop: same centre, MODEL_SCALE / CACHE_SCALE of it."""
     half = cache_size / 2.0
     return Square(half, half, cache_size * MODEL_SCALE / CACHE_SCALE)
+
+
+def model_matrix(
+    cache_size: int,
+    input_size: int,
+    angle: float = 0.0,
+    zoom: float = 1.0,
+    shift: tuple[float, float] = (0.0, 0.0),
+    mirror: bool = False,
+) -> np.ndarray:
+    """2x3 affine from cache-crop pixels to model-input pixels.
+
+    With the defaults it is the model frame (`model_square`) resized to `input_size`;
+    augmentation rotates it by `angle` degrees about its centre, zooms by `zoom` (>1 makes
+    the face larger), moves its centre by `shift` x frame side, and mirrors it. Image and
+    points go through the same matrix, so they cannot disagree; a mirrored sample's points
+    must then be permuted with the scheme's flip order.
+    """
+    frame = model_square(cache_size)
+    cx = frame.cx + shift[0] * frame.side
+    cy = frame.cy + shift[1] * frame.side
+    s = zoom * input_size / frame.side
+    theta = np.deg2rad(angle)
+    cos, sin = np.cos(theta) * s, np.sin(theta) * s
+    linear = np.array([[cos, sin], [-sin, cos]])
+    if mirror:
+        linear[0] *= -1.0
+    offset = np.array([input_size / 2.0, input_size / 2.0]) - linear @ np.array([cx, cy])
+    return np.hstack([linear, offset[:, None]])

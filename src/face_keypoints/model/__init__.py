@@ -1,0 +1,1 @@
+"""The network: MobileNetV1 backbone, one regression head per landmark scheme, losses."""

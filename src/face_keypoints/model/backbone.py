@@ -1,0 +1,48 @@
+"""MobileNetV1 backbone with a width (alpha), a depth (blocks kept) and an input size.
+
+The image enters as float RGB in [0, 255]; the model rescales it itself, so a caller
+(and a TFLite runtime) never has to know MobileNet's [-1, 1] convention.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+ALPHAS = (0.25, 0.5, 0.75, 1.0)
+MAX_DEPTH = 13
+MIN_INPUT, MAX_INPUT = 96, 224
+
+
+def check_backbone(alpha: float, depth: int, input_size: int) -> None:
+    """Raise ValueError for a backbone Keras cannot build or we do not offer."""
+    if alpha not in ALPHAS:
+        raise ValueError(f"alpha {alpha}: choose one of {', '.join(map(str, ALPHAS))}")
+    if not 1 <= depth <= MAX_DEPTH:
+        raise ValueError(f"depth {depth}: keep between 1 and {MAX_DEPTH} blocks")
+    if not MIN_INPUT <= input_size <= MAX_INPUT or input_size % 16:
+        raise ValueError(f"input size {input_size}: a multiple of 16 in "
+                         f"[{MIN_INPUT}, {MAX_INPUT}]")
+
+
+def build_backbone(
+    image: keras.KerasTensor, alpha: float, depth: int, weights: str | None
+) -> keras.KerasTensor:
+    """MobileNetV1 features of `image` after `depth` depthwise-separable blocks.
+
+    `weights` is "imagenet" (downloads where there is internet), a local .h5 file of
+    keras-applications' no-top MobileNet for this alpha, or None for a random start.
+    """
+    size = int(image.shape[1])
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise ValueError(f"{weights}: backbone weights file not found")
+    scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(image)
+    base = keras.applications.MobileNet(
+        input_shape=(size, size, 3),
+        alpha=alpha,
+        include_top=False,
+        weights=weights,
+        input_tensor=scaled,
+    )
+    return base.get_layer(f"conv_pw_{depth}_relu").output

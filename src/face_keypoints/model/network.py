@@ -1,0 +1,58 @@
+"""The landmark network: backbone + heads as one Keras functional model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+
+from face_keypoints.model.backbone import build_backbone, check_backbone
+from face_keypoints.model.heads import HEADS, output_name, regression_head, summarise
+from face_keypoints.schemes import get_scheme
+
+INPUT_NAME = "image"
+
+
+@dataclass
+class ModelSpec:
+    """What a network is: enough to rebuild it, stored in every run's config."""
+
+    alpha: float = 0.25
+    depth: int = 13
+    input_size: int = 112
+    head: str = "flatten"
+    schemes: list[str] = field(default_factory=lambda: ["ibug68"])
+    dropout: float = 0.0
+
+    def check(self) -> None:
+        check_backbone(self.alpha, self.depth, self.input_size)
+        if self.head not in HEADS:
+            raise ValueError(f"head {self.head!r}: choose one of {', '.join(HEADS)}")
+        if not self.schemes:
+            raise ValueError("a model needs at least one landmark scheme")
+        for name in self.schemes:
+            get_scheme(name)
+
+
+def build_model(spec: ModelSpec, backbone_weights: str | None = None) -> keras.Model:
+    """Image (S, S, 3) float RGB 0..255 -> {"points_<scheme>": (2K,)} per scheme."""
+    spec.check()
+    image = keras.Input((spec.input_size, spec.input_size, 3), name=INPUT_NAME)
+    features = build_backbone(image, spec.alpha, spec.depth, backbone_weights)
+    vector = summarise(features, spec.head)
+    outputs = {
+        output_name(name): regression_head(vector, name, get_scheme(name).num_points,
+                                           spec.dropout)
+        for name in spec.schemes
+    }
+    name = f"mobilenet_a{spec.alpha:g}_d{spec.depth}_{spec.input_size}px_{spec.head}"
+    return keras.Model(image, outputs, name=name)
+
+
+def model_schemes(model: keras.Model) -> list[str]:
+    """The schemes a model predicts, read back from its output names."""
+    prefix = output_name("")
+    names = [n for n in model.output_names if n.startswith(prefix)]
+    if not names:
+        raise ValueError("not a face-keypoints model (no points_<scheme> outputs)")
+    return [n[len(prefix):] for n in names]
