@@ -45,6 +45,98 @@ def _run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from face_keypoints.config import DISTRIBUTE
+
+    p = sub.add_parser("train", help="train a landmark model on prepared caches",
+                       description="Train MobileNetV1 landmark regression. Settings come "
+                                   "from --config (or the run's own config.yaml when "
+                                   "resuming); flags override single settings.")
+    p.add_argument("--data", action="append", help="training cache (repeat for several)")
+    p.add_argument("--val", help="validation cache")
+    p.add_argument("--output", required=True, help="run folder (RUN_DIR)")
+    p.add_argument("--config", help="YAML config file (a run's config.yaml works)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--alpha", type=float, help="MobileNet width: 0.25, 0.5, 0.75 or 1.0")
+    p.add_argument("--depth", type=int, help="depthwise-separable blocks kept (1-13)")
+    p.add_argument("--input-size", type=int, help="model input in pixels (96-224)")
+    p.add_argument("--head", help="regression head: gap, flatten or dwpool")
+    p.add_argument("--loss", help="wing, l1 or l2")
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--backbone-weights",
+                   help="imagenet (download), none, or a local keras-applications .h5 file")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--distribute", choices=DISTRIBUTE)
+    p.add_argument("--resume", action="store_true", help="continue an unfinished run")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    p.add_argument("--benchmark-input", action="store_true",
+                   help="measure images/s of the input pipeline and of training, then stop")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_train)
+
+
+_TRAIN_FLAGS = ("data", "val", "epochs", "batch_size", "alpha", "depth", "input_size", "head",
+                "loss", "learning_rate", "backbone_weights", "seed", "distribute")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from face_keypoints.config import TrainConfig
+    from face_keypoints.train import benchmark_input, train
+
+    run_config = Path(args.output) / "config.yaml"
+    if args.config:
+        config = TrainConfig.load(Path(args.config))
+    elif args.resume and run_config.exists():
+        config = TrainConfig.load(run_config)
+    else:
+        config = TrainConfig()
+    for name in _TRAIN_FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            setattr(config, name, value)
+    if args.benchmark_input:
+        print(json.dumps(benchmark_input(config)))
+        return 0
+    result = train(config, args.output, resume=args.resume, overwrite=args.overwrite,
+                   progress=not args.no_progress)
+    print(f"best validation NME {result.best_val_nme:.3f}% at epoch {result.best_epoch} of "
+          f"{result.epochs_run}; {result.images_per_second:.0f} images/s; "
+          f"{result.wall_seconds / 60:.1f} min; model {result.run_dir / 'best.keras'}")
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a model (.keras or .tflite) on a prepared cache",
+                       description="NME (inter-ocular, inter-pupil, box), FR@10%%, AUC@10%% "
+                                   "and subsets of a model on a cache's held-out split "
+                                   "(every face when it has none).")
+    p.add_argument("--model", required=True,
+                   help="a .keras model, or a .tflite with its model.json beside it")
+    p.add_argument("--data", required=True, help="a cache made by prepare")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object on stdout instead of a table")
+    p.add_argument("--output", help="folder for ced.png, predictions.png, ground_truth.png")
+    p.add_argument("--threads", type=int, help="CPU threads for inference")
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported
+    from face_keypoints.evaluate import evaluate, format_table
+
+    result = evaluate(model=args.model, data=args.data, output=args.output,
+                      threads=args.threads)
+    print(json.dumps(result) if args.json else format_table(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from face_keypoints import __version__
 
@@ -56,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     _add_prepare(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
     return parser
 
 

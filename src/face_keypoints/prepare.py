@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from face_keypoints.data.face import ABSENT, Face, Skip
 from face_keypoints.data.images import ImageError, read_rgb
 from face_keypoints.data.readers import FORMATS
 from face_keypoints.errors import BadInput, FaceKeypointsError
+from face_keypoints.fileio import write_atomic, write_json_atomic
 from face_keypoints.schemes import get_scheme
 
 CHUNK = 256
@@ -50,15 +51,18 @@ def assign_splits(faces: list[Face], val_fraction: float) -> None:
     """Hold out `val_fraction` of the identities (never single rows) as split "val".
 
     Identities are ordered by a hash of their name, so the choice is stable across runs
-    and does not depend on the order of the annotation file.
+    and does not depend on the order of the annotation file. Faces of a published test
+    split stay "test": a validation split is carved from training faces only.
     """
-    identities = sorted({f.identity for f in faces},
-                        key=lambda s: hashlib.sha1(s.encode()).hexdigest())
+    pool = [f for f in faces if f.split != "test"]
+    identities = sorted({f.identity for f in pool},
+                        key=lambda s: hashlib.sha1(s.encode("utf-8", "surrogatepass"))
+                        .hexdigest())
     n_val = round(val_fraction * len(identities))
     if val_fraction > 0 and len(identities) >= 2:
         n_val = min(max(n_val, 1), len(identities) - 1)
     held_out = set(identities[:n_val])
-    for face in faces:
+    for face in pool:
         face.split = "val" if face.identity in held_out else "train"
 
 
@@ -113,26 +117,38 @@ class _Cropper:
 
 
 def _save_chunk(path: Path, crops, points, visibility, metas, skips) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    meta = np.array(json.dumps({"faces": metas, "skips": skips}))
+    write_atomic(path, lambda tmp: np.savez(tmp, images=crops, points=points,
+                                            visibility=visibility, meta=meta))
+
+
+def _saved_skips(path: Path) -> list[str] | None:
+    """The skip lines of a finished chunk, or None when it is missing or unreadable."""
     try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, images=crops, points=points, visibility=visibility,
-                     meta=np.array(json.dumps({"faces": metas, "skips": skips})))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with np.load(path) as saved:
+            for name in ("images", "points", "visibility"):
+                saved[name]  # noqa: B018 - reading checks the chunk is whole
+            return list(json.loads(str(saved["meta"]))["skips"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _fingerprint(settings: dict, items: list[Face | Skip]) -> str:
+    """What the cache is made from: settings plus every face's origin, points and box,
+    so an annotation edited between a killed run and its rerun is not mixed in."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for item in items:
         key = (item.source, item.line, str(getattr(item, "image", "")),
-               getattr(item, "split", ""))
+               getattr(item, "split", ""), getattr(item, "reason", ""))
         digest.update(repr(key).encode())
+        if isinstance(item, Face):
+            digest.update(np.ascontiguousarray(item.points, dtype=np.float32).tobytes())
+            digest.update(np.ascontiguousarray(item.visibility, dtype=np.uint8).tobytes())
+            if item.box is not None:
+                digest.update(np.asarray(item.box, dtype=np.float64).tobytes())
     return digest.hexdigest()
 
 
@@ -163,7 +179,8 @@ def prepare(
     is written.
     """
     log = log or (lambda line: tqdm.write(line, file=sys.stderr))
-    source, target = Path(input), Path(output)
+    # abspath: "." or "out/.." have no name to put the staging folder beside.
+    source, target = Path(input), Path(os.path.abspath(output))
     ann = Path(annotations) if annotations is not None else None
     if format not in FORMATS:
         raise BadInput(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
@@ -177,8 +194,8 @@ def prepare(
         raise BadInput(f"--size {size}: must be at least {MIN_SIZE} px")
     if not 0.0 <= val_fraction < 1.0:
         raise BadInput(f"--val-fraction {val_fraction}: must be in [0, 1)")
-    if _is_within(target, source if source.is_dir() else source.parent) and source.is_dir():
-        raise BadInput(f"{target}: lies inside --input {source}; nothing is written there")
+    if source.is_dir() and _is_within(target, source):
+        raise BadInput(f"{output}: lies inside --input {source}; nothing is written there")
 
     items = list(reader(source, ann, split))
     faces = [i for i in items if isinstance(i, Face)]
@@ -195,20 +212,37 @@ def prepare(
         "crop_scale": geometry.CACHE_SCALE,
     }
     fingerprint = _fingerprint(settings, items)
+    staging = target.with_name(f".{target.name}.partial")
+    try:
+        return _write(items, schemes, staging, target, size, format, source, settings,
+                      fingerprint, strict, log, progress)
+    except OSError as err:
+        where = err.filename or target
+        raise BadInput(f"{where}: cannot write the cache: {err.strerror or err}") from None
 
+
+def _write(items: list[Face | Skip], schemes: list[str], staging: Path, target: Path,
+           size: int, format: str, source: Path, settings: dict, fingerprint: str,
+           strict: bool, log: Callable[[str], None], progress: bool) -> PrepareResult:
+    """Crop the faces into chunks beside `target`, then publish the cache (resumable)."""
     done = cache_io.read_manifest(target)
     if done is not None:
         if done.get("fingerprint") != fingerprint:
             raise BadInput(f"{target}: already holds a different cache; choose another "
                            "--output or remove it")
-        for line in done.get("skipped", []):
+        # A run killed after publishing may have left its staging folder behind.
+        cache_io.remove_tree(staging)
+        skipped = list(done.get("skipped", []))
+        for line in skipped:
             log(line)
-        return PrepareResult(target, done["count"], done.get("skipped", []),
-                             done.get("splits", {}), already_done=True)
+        if strict and skipped:
+            raise StrictFailure(f"--strict: {len(skipped)} face(s) skipped (the cache in "
+                                f"{target} was prepared without --strict)")
+        return PrepareResult(target, done["count"], skipped, done.get("splits", {}),
+                             already_done=True)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise BadInput(f"{target}: exists and is not a cache; choose another --output")
 
-    staging = target.with_name(f".{target.name}.partial")
     job = staging / "job.json"
     resumed = False
     if staging.exists():
@@ -219,7 +253,7 @@ def prepare(
         if not resumed:
             cache_io.remove_tree(staging)
     (staging / "chunks").mkdir(parents=True, exist_ok=True)
-    cache_io.write_json_atomic(job, {"fingerprint": fingerprint, "settings": settings})
+    write_json_atomic(job, {"fingerprint": fingerprint, "settings": settings})
 
     crop = _Cropper(size)
     n_chunks = (len(items) + CHUNK - 1) // CHUNK
@@ -229,11 +263,11 @@ def prepare(
               file=sys.stderr) as bar:
         for index, path in enumerate(chunk_paths):
             chunk = items[index * CHUNK : (index + 1) * CHUNK]
-            if path.exists():
-                with np.load(path) as saved:
-                    for line in json.loads(str(saved["meta"]))["skips"]:
-                        log(line)
-                        skipped.append(line)
+            saved_skips = _saved_skips(path)
+            if saved_skips is not None:
+                for line in saved_skips:
+                    log(line)
+                skipped.extend(saved_skips)
                 bar.update(len(chunk))
                 continue
             crops, points, visibility, metas, skips = [], [], [], [], []
@@ -327,7 +361,7 @@ def _assemble(staging: Path, chunk_paths: list[Path], target: Path, size: int,
         "fingerprint": fingerprint,
         "cache_version": cache_io.CACHE_VERSION,
     }
-    cache_io.write_json_atomic(folder / cache_io.MANIFEST, manifest)
+    write_json_atomic(folder / cache_io.MANIFEST, manifest)
     cache_io.publish(folder, target)
     cache_io.remove_tree(staging)
     return total

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,22 +24,7 @@ from face_keypoints.schemes import Scheme, get_scheme
 MANIFEST = "manifest.json"
 CACHE_VERSION = 1
 ARRAYS = ("images", "points", "visibility")
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON beside `path` and rename it into place, so no reader sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+HELD_OUT = ("val", "test")  # in the order "val" looks for them
 
 
 def read_manifest(path: Path) -> dict | None:
@@ -89,13 +73,21 @@ class Cache:
         return len(self.faces)
 
     def indices(self, role: str) -> np.ndarray:
-        """Faces for a role: "train" skips a held-out "val" split; "val" takes it when
-        there is one, else every face; "all" is every face."""
+        """Faces for a role, so held-out faces never reach training by accident.
+
+        "train": every face outside the held-out splits ("val" from --val-fraction, and a
+        published "test"), or every face when the cache holds nothing else;
+        "val": the "val" split, else the published "test" split, else every face;
+        "all": every face.
+        """
         splits = np.array([f["split"] for f in self.faces])
-        if role == "train":
-            return np.flatnonzero(splits != "val")
-        if role == "val" and (splits == "val").any():
-            return np.flatnonzero(splits == "val")
+        held_out = np.isin(splits, HELD_OUT)
+        if role == "train" and not held_out.all():
+            return np.flatnonzero(~held_out)
+        if role == "val":
+            for name in HELD_OUT:
+                if (splits == name).any():
+                    return np.flatnonzero(splits == name)
         return np.arange(len(self.faces))
 
 

@@ -1,0 +1,37 @@
+"""Validation during training: the val cache framed once, NME after every epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from face_keypoints.data.cache import Cache
+from face_keypoints.data.pipeline import BatchStream
+from face_keypoints.metrics import face_nme
+from face_keypoints.model.heads import output_name
+
+
+class ValidationSet:
+    """Model inputs and normalised ground truth of a cache, made once, not per epoch.
+
+    Framed by the same pipeline as training, with augmentation off.
+    """
+
+    def __init__(self, cache: Cache, input_size: int, batch_size: int = 128) -> None:
+        self.scheme = cache.scheme
+        head = cache.scheme.name
+        stream = BatchStream([(cache, cache.indices("val"))], [head], batch_size, input_size,
+                             augment=None, seed=0, shuffle=False)
+        with stream:
+            batches = list(stream.epoch(0))
+        self.batches = [images for images, _, _ in batches]
+        self.points = np.concatenate([targets[head] for _, targets, _ in batches])
+        self.present = np.concatenate([masks[head] for _, _, masks in batches]) > 0
+
+    def nme(self, model) -> float:
+        """Mean inter-ocular NME in percent (faces without both outer eyes left out)."""
+        key = output_name(self.scheme.name)
+        predicted = np.concatenate(
+            [np.asarray(model(images, training=False)[key]) for images in self.batches]
+        ).reshape(self.points.shape)
+        errors = face_nme(predicted, self.points, self.present, self.scheme)["inter_ocular"]
+        return float(np.nanmean(errors) * 100.0)
