@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from face_keypoints.errors import FaceKeypointsError
 
@@ -39,9 +40,9 @@ def _run_prepare(args: argparse.Namespace) -> int:
     )
     if result.already_done:
         print(f"{result.output}: already prepared by the same command")
-    splits = ", ".join(f"{k} {v}" for k, v in sorted(result.splits.items()))
-    print(f"prepared {result.count} faces, skipped {len(result.skipped)}"
-          + (f" ({splits})" if len(result.splits) > 1 else ""))
+    if len(result.splits) > 1:
+        print("splits: " + ", ".join(f"{k} {v}" for k, v in sorted(result.splits.items())))
+    print(f"prepared {result.count} faces, skipped {len(result.skipped)}")
     return 0
 
 
@@ -111,9 +112,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a model (.keras or .tflite) on a prepared cache",
-                       description="NME (inter-ocular, inter-pupil, box), FR@10%%, AUC@10%% "
-                                   "and subsets of a model on a cache's held-out split "
-                                   "(every face when it has none).")
+                       description="NME (inter-ocular, inter-pupil, box), FR@10%, AUC@10% "
+                                   "and subsets of a model on a cache's held-out faces "
+                                   "(its val split, else its test split, else every face).")
     p.add_argument("--model", required=True,
                    help="a .keras model, or a .tflite with its model.json beside it")
     p.add_argument("--data", required=True, help="a cache made by prepare")
@@ -137,10 +138,83 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="convert a trained model to .tflite files for phones",
+                       description="Write DIR/<name>_<precision>.tflite for each precision "
+                                   "and DIR/model.json; check every op against the LiteRT "
+                                   "GPU delegate (exit 3 when any would fall back to the "
+                                   "CPU); then print each file's NME beside the Keras "
+                                   "model's.")
+    p.add_argument("--model", required=True, help="RUN_DIR/best.keras")
+    p.add_argument("--output", required=True, help="folder for the .tflite files and model.json")
+    p.add_argument("--precision", nargs="+", default=["fp32", "fp16"], metavar="PRECISION",
+                   help="fp32, fp16 (float16 weights, for the GPU delegate) and/or int8 "
+                        "(full-integer, needs --representative); default fp32 fp16")
+    p.add_argument("--representative", help="cache of faces to calibrate int8 on; also the "
+                                             "parity cache when --val is not given")
+    p.add_argument("--val", help="cache to measure parity (NME of each file) on")
+    p.add_argument("--int8-io", action="store_true",
+                   help="int8 file takes and returns int8 (scale, zero point in model.json)")
+    p.add_argument("--allow-cpu-fallback", action="store_true",
+                   help="write files whose ops would not all run on the GPU delegate")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported
+    from face_keypoints.export.export import export, format_report
+
+    result = export(model=args.model, output=args.output, precisions=args.precision,
+                    representative=args.representative, val=args.val, int8_io=args.int8_io,
+                    allow_cpu_fallback=args.allow_cpu_fallback, overwrite=args.overwrite)
+    print(format_report(result))
+    for warning in result.warnings:
+        print(f"face-keypoints export: warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _add_benchmark(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("benchmark", help="measure an exported .tflite's latency",
+                       description="Latency like TFLite's benchmark_model (init, first run, "
+                                   "warm-up, then count, min, max, avg, std, median, p90 in "
+                                   "microseconds), inferences/s, file size and MACs; with "
+                                   "--compare, MediaPipe's face landmark model and dlib's "
+                                   "68-point predictor measured in turn with it.")
+    p.add_argument("--model", required=True, help="a .tflite with its model.json beside it")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--compare", action="store_true",
+                   help="also measure the peers (pip install '.[peers]'), interleaved")
+    p.set_defaults(run=_run_benchmark)
+
+
+def _run_benchmark(args: argparse.Namespace) -> int:
+    import json
+
+    from face_keypoints.bench import benchmark, format_report
+
+    result = benchmark(model=args.model, threads=args.threads, runs=args.runs,
+                       warmup=args.warmup, compare=args.compare)
+    print(json.dumps(result) if args.json else format_report(result))
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (usage stays in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from face_keypoints import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="face-keypoints",
         description="Facial landmark detection for mobile GPUs: prepare data sets, "
                     "train, evaluate, export and run MobileNetV1 landmark models.",
@@ -150,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(sub)
     _add_train(sub)
     _add_evaluate(sub)
+    _add_export(sub)
+    _add_benchmark(sub)
     return parser
 
 

@@ -126,9 +126,10 @@ def _saved_skips(path: Path) -> list[str] | None:
     """The skip lines of a finished chunk, or None when it is missing or unreadable."""
     try:
         with np.load(path) as saved:
-            for name in ("images", "points", "visibility"):
-                saved[name]  # noqa: B018 - reading checks the chunk is whole
-            return list(json.loads(str(saved["meta"]))["skips"])
+            # Reading every array checks the chunk is whole before it is trusted.
+            whole = [saved[name].shape for name in ("images", "points", "visibility")]
+            skips = list(json.loads(str(saved["meta"]))["skips"])
+        return skips if whole else None
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
@@ -305,6 +306,12 @@ def _write(items: list[Face | Skip], schemes: list[str], staging: Path, target: 
     return PrepareResult(target, count, skipped, manifest.get("splits", {}), resumed=resumed)
 
 
+def _fsync_files(folder: Path) -> None:
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
 def _assemble(staging: Path, chunk_paths: list[Path], target: Path, size: int,
               schemes: list[str], format: str, source: Path, settings: dict,
               fingerprint: str, skipped: list[str]) -> int:
@@ -318,6 +325,9 @@ def _assemble(staging: Path, chunk_paths: list[Path], target: Path, size: int,
         with np.load(path) as saved:
             counts.append(len(saved["points"]))
     total = sum(counts)
+    if total == 0:
+        cache_io.remove_tree(staging)
+        raise BadInput(f"{source}: no usable face (skipped {len(skipped)})")
     folder = staging / "cache"
     cache_io.remove_tree(folder)
     folder.mkdir()
@@ -361,6 +371,7 @@ def _assemble(staging: Path, chunk_paths: list[Path], target: Path, size: int,
         "fingerprint": fingerprint,
         "cache_version": cache_io.CACHE_VERSION,
     }
+    _fsync_files(folder)  # the arrays reach the disk before the manifest says they are there
     write_json_atomic(folder / cache_io.MANIFEST, manifest)
     cache_io.publish(folder, target)
     cache_io.remove_tree(staging)

@@ -7,6 +7,7 @@ and cross-scheme mappings, so an index never appears anywhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -36,9 +37,13 @@ class Scheme:
         return len(self.names)
 
     def flip_points(self, points: np.ndarray, width: float) -> np.ndarray:
-        """Mirror (..., K, 2) points in an image of `width` pixels and permute them."""
+        """Mirror (..., K, 2) points in an image of `width` pixels and permute them.
+
+        Pixel centres sit at integer coordinates (as in OpenCV and in our crops), so the
+        mirror is the one of np.fliplr / cv2.flip: x -> width - 1 - x.
+        """
         mirrored = points.copy()
-        mirrored[..., 0] = width - points[..., 0]
+        mirrored[..., 0] = (width - 1) - points[..., 0]
         return mirrored[..., list(self.flip), :]
 
     def eye_centres(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -267,27 +272,51 @@ _MAPPINGS[("aflw21", "ibug68")] = _single_source_inverse(_IBUG_TO_AFLW21, 68)
 _MAPPINGS[("aflw19", "aflw21")] = _single_source_inverse(_MAPPINGS[("aflw21", "aflw19")], 21)
 
 
+def _route(src: str, dst: str) -> list[str]:
+    """The shortest chain of listed mappings from `src` to `dst` (breadth first)."""
+    previous: dict[str, str] = {src: src}
+    frontier = [src]
+    while frontier and dst not in previous:
+        following = []
+        for here in frontier:
+            for a, b in _MAPPINGS:
+                if a == here and b not in previous:
+                    previous[b] = here
+                    following.append(b)
+        frontier = following
+    if dst not in previous:
+        raise KeyError(f"no mapping from {src} to {dst}")
+    route = [dst]
+    while route[-1] != src:
+        route.append(previous[route[-1]])
+    return route[::-1]
+
+
+def _compose(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """`second` after `first`; a point is lacking when it uses a point `first` lacks."""
+    lacking_via = np.isnan(first).any(axis=1)
+    lacking = np.isnan(second).any(axis=1) | (
+        np.nan_to_num(second)[:, lacking_via] > 0
+    ).any(axis=1)
+    composed = np.nan_to_num(second) @ np.nan_to_num(first)
+    composed[lacking] = np.nan
+    return composed
+
+
 def mapping_matrix(src: str, dst: str) -> np.ndarray:
     """(K_dst, K_src) matrix M with dst = M @ src; rows of NaN are points `src` lacks.
 
-    Mappings chain through iBUG 68 where no direct one is listed
-    (for example WFLW 98 -> AFLW 21).
+    Where no direct mapping is listed, the shortest chain of listed ones is composed
+    (WFLW 98 -> iBUG 68 -> AFLW 21, AFLW 19 -> AFLW 21 -> iBUG 68, ...).
     """
+    get_scheme(src), get_scheme(dst)  # unknown names fail with the list of schemes
     if src == dst:
         return np.eye(get_scheme(src).num_points, dtype=np.float32)
-    if (src, dst) in _MAPPINGS:
-        return _groups_to_matrix(_MAPPINGS[(src, dst)], get_scheme(src).num_points)
-    for via in ("ibug68", "aflw21"):
-        if via not in (src, dst) and (src, via) in _MAPPINGS and (via, dst) in _MAPPINGS:
-            first, second = mapping_matrix(src, via), mapping_matrix(via, dst)
-            lacking_via = np.isnan(first).any(axis=1)
-            lacking = np.isnan(second).any(axis=1) | (
-                np.nan_to_num(second)[:, lacking_via] > 0
-            ).any(axis=1)
-            composed = np.nan_to_num(second) @ np.nan_to_num(first)
-            composed[lacking] = np.nan
-            return composed
-    raise KeyError(f"no mapping from {src} to {dst}")
+    matrix: np.ndarray | None = None
+    for a, b in pairwise(_route(src, dst)):
+        step = _groups_to_matrix(_MAPPINGS[(a, b)], get_scheme(a).num_points)
+        matrix = step if matrix is None else _compose(matrix, step)
+    return matrix
 
 
 def map_points(points: np.ndarray, src: str, dst: str) -> tuple[np.ndarray, np.ndarray]:

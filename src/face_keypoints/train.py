@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from face_keypoints.baseline import mean_shapes
 from face_keypoints.config import TrainConfig
 from face_keypoints.data.augment import AugmentConfig
 from face_keypoints.data.cache import Cache, open_cache
@@ -146,8 +147,10 @@ def _write_csv(path: Path, history: list[dict]) -> None:
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
-def _build_training(config: TrainConfig, spec: ModelSpec, strategy, steps: int):
-    """The model, its optimizer (warm-up + cosine decay) and the compiled train step."""
+def _build_training(config: TrainConfig, spec: ModelSpec, strategy, steps: int,
+                    start_shapes: dict[str, np.ndarray]):
+    """The model (heads starting at `start_shapes`), its optimizer (warm-up + cosine
+    decay) and the compiled train step."""
     import keras
     import tensorflow as tf
 
@@ -160,7 +163,7 @@ def _build_training(config: TrainConfig, spec: ModelSpec, strategy, steps: int):
     weights = None if config.backbone_weights == "none" else config.backbone_weights
     with strategy.scope():
         try:
-            model = build_model(spec, weights)
+            model = build_model(spec, weights, start_shapes)
         except ValueError as err:
             raise BadInput(f"--backbone-weights {config.backbone_weights}: {err}") from None
         except Exception as err:
@@ -242,7 +245,8 @@ def train(
     steps = config.steps_per_epoch or len(stream)
     if steps < 1:
         raise BadInput(f"fewer training faces than one batch of {config.batch_size}")
-    model, optimizer, train_step = _build_training(config, spec, strategy, steps)
+    start_shapes = mean_shapes(sources, schemes, config.input_size)
+    model, optimizer, train_step = _build_training(config, spec, strategy, steps, start_shapes)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=2)
 
@@ -352,7 +356,8 @@ def benchmark_input(config: TrainConfig, batches: int = 40) -> dict:
             raise BadInput(f"the training caches hold fewer than {batches + 3} batches")
         pipeline = timed(stream, lambda *batch: None)
         strategy = _strategy(config.distribute)
-        _, _, train_step = _build_training(config, spec, strategy, len(stream))
+        _, _, train_step = _build_training(config, spec, strategy, len(stream),
+                                           mean_shapes(sources, schemes, config.input_size))
         end_to_end = timed(stream, lambda *batch: float(train_step(*batch)))
     finally:
         stream.close()

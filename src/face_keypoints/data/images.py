@@ -17,7 +17,10 @@ class ImageError(Exception):
 def _to_rgb8(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         wide = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if wide.max(initial=0) > 255 else 255.0
+        # 16-bit modes span 0-65535 however dark the picture; only the 32-bit "I" mode
+        # (old Pillow's 16-bit PNGs, some TIFFs) has to guess its range from the values.
+        sixteen = image.mode.startswith("I;16") or wide.max(initial=0) > 255
+        top = 65535.0 if sixteen else 255.0
         gray = np.clip(wide / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     if image.mode == "F":

@@ -37,12 +37,16 @@ def summarise(features: keras.KerasTensor, head: str) -> keras.KerasTensor:
 
 def regression_head(vector: keras.KerasTensor, scheme: str, num_points: int,
                     dropout: float) -> keras.KerasTensor:
-    """2K outputs for one scheme; the bias starts at the crop centre."""
+    """2K outputs for one scheme.
+
+    The kernel starts at zero, so the first prediction is the bias alone: the crop
+    centre, or the training set's mean shape that build_model puts there.
+    """
     if dropout > 0:
         vector = keras.layers.Dropout(dropout, name=f"dropout_{scheme}")(vector)
     return keras.layers.Dense(
         2 * num_points,
-        kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3),
+        kernel_initializer="zeros",
         bias_initializer=keras.initializers.Constant(0.5),
         name=output_name(scheme),
     )(vector)

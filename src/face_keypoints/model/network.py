@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import keras
+import numpy as np
 
 from face_keypoints.model.backbone import build_backbone, check_backbone
 from face_keypoints.model.heads import HEADS, output_name, regression_head, summarise
@@ -34,8 +35,13 @@ class ModelSpec:
             get_scheme(name)
 
 
-def build_model(spec: ModelSpec, backbone_weights: str | None = None) -> keras.Model:
-    """Image (S, S, 3) float RGB 0..255 -> {"points_<scheme>": (2K,)} per scheme."""
+def build_model(spec: ModelSpec, backbone_weights: str | None = None,
+                start_shapes: dict[str, np.ndarray] | None = None) -> keras.Model:
+    """Image (S, S, 3) float RGB 0..255 -> {"points_<scheme>": (2K,)} per scheme.
+
+    `start_shapes` ({scheme: (K, 2)} normalised, e.g. the training set's mean shape) sets
+    each head's bias, so training starts at the mean shape and learns the residual.
+    """
     spec.check()
     image = keras.Input((spec.input_size, spec.input_size, 3), name=INPUT_NAME)
     features = build_backbone(image, spec.alpha, spec.depth, backbone_weights)
@@ -46,7 +52,11 @@ def build_model(spec: ModelSpec, backbone_weights: str | None = None) -> keras.M
         for name in spec.schemes
     }
     name = f"mobilenet_a{spec.alpha:g}_d{spec.depth}_{spec.input_size}px_{spec.head}"
-    return keras.Model(image, outputs, name=name)
+    model = keras.Model(image, outputs, name=name)
+    for scheme, shape in (start_shapes or {}).items():
+        model.get_layer(output_name(scheme)).bias.assign(
+            np.asarray(shape, np.float32).reshape(-1))
+    return model
 
 
 def model_schemes(model: keras.Model) -> list[str]:

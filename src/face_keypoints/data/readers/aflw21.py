@@ -49,8 +49,12 @@ def read_points_csv(
             yield Skip(source, line, reason)
             continue
         if line == 1 and fields[0].strip().lower() == "image":
+            if len(fields) != 2 + 2 * count or fields[2].strip() != "x1":
+                raise BadInput(f"{path}: header has {len(fields)} columns from "
+                               f"{fields[2] if len(fields) > 2 else '?'}; an AFLW-21 file has "
+                               f"image,yaw_degrees,x1,y1,...,x{count},y{count}")
             continue
-        if len(fields) < 2 + 2 * count:
+        if len(fields) != 2 + 2 * count:
             yield Skip(source, line, f"expected {2 + 2 * count} fields, found {len(fields)}")
             continue
         name = fields[0].strip()

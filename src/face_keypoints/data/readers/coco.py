@@ -30,16 +30,28 @@ def load_json(path: Path) -> dict:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise BadInput(f"{path}: annotation file not found") from None
+    except IsADirectoryError:
+        raise BadInput(f"{path}: is a folder, an annotation file was expected") from None
+    except OSError as err:
+        raise BadInput(f"{path}: cannot read: {err.strerror or err}") from None
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise BadInput(f"{path}: bytes that are not UTF-8 at byte {err.start}") from None
+        # JSON's syntax is ASCII: bytes that are not UTF-8 can only sit inside strings, so
+        # they are kept (as surrogates) and only the faces whose strings hold them skipped.
+        data = json.loads(raw.decode("utf-8", errors="surrogateescape"))
     except json.JSONDecodeError as err:
         raise BadInput(f"{path}:{err.lineno}: not valid JSON: {err.msg}") from None
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list) \
             or not isinstance(data.get("images"), list):
         raise BadInput(f"{path}: not COCO keypoint JSON (needs 'images' and 'annotations')")
     return data
+
+
+def _has_bad_bytes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
@@ -50,9 +62,12 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
     folder = root if root.is_dir() else path.parent
     find = ImageFinder([folder, folder / "images", path.parent])
     images: dict[object, dict] = {}
+    conflicting: set[object] = set()  # one id listed with two different file names
     for entry in data["images"]:
         if isinstance(entry, dict) and "id" in entry and "file_name" in entry:
-            images.setdefault(entry["id"], entry)
+            first = images.setdefault(entry["id"], entry)
+            if first["file_name"] != entry["file_name"]:
+                conflicting.add(entry["id"])
     # COCO says 2 = visible, 1 = labelled but hidden; face exports that write only 0/1
     # (mmpose's WFLW, 300-W, AFLW) mean 1 = present.
     flags = {v for a in data["annotations"] if isinstance(a, dict)
@@ -72,6 +87,10 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
         image = images.get(ann.get("image_id"))
         if image is None:
             yield Skip(source, 0, f"{where}: image_id {ann.get('image_id')!r} not in images")
+            continue
+        if ann.get("image_id") in conflicting:
+            yield Skip(source, 0, f"{where}: duplicate image id {ann.get('image_id')!r} "
+                                  "names different files")
             continue
         values = ann["keypoints"]
         if len(values) % 3 or not values:
@@ -95,6 +114,10 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
             yield Skip(source, 0, f"{where}: {problem}")
             continue
         name = str(image["file_name"])
+        if _has_bad_bytes(name):
+            yield Skip(source, 0, f"{where}: image file_name has bytes that are not UTF-8: "
+                                  f"{name.encode('utf-8', 'surrogateescape')!r}")
+            continue
         yield Face(
             image=find(name),
             points=points,

@@ -68,8 +68,10 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
             continue
         states = np.array([_STATES[c] for c in vis], dtype=np.uint8)
         # A point with a location is visible or covered as vis says; without one, absent.
-        located = visibility != ABSENT
+        # vis 0 means "no location", so a stray location under it is dropped.
+        located = (visibility != ABSENT) & (states != ABSENT)
         visibility = np.where(located, np.where(states == OCCLUDED, OCCLUDED, VISIBLE), ABSENT)
+        points[~located] = 0.0
         problem = check_points(points, visibility)
         if problem:
             yield Skip(source, line, problem)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +20,20 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 def parse_pts(path: Path) -> tuple[np.ndarray, str] | Skip:
     """Points of a .pts file and its scheme name, or a Skip naming the bad line."""
+    try:
+        return _parse_pts(path)
+    except BadInput as err:  # unreadable: one face lost, not the whole data set
+        return Skip(str(path), 0, str(err).removeprefix(f"{path}: "))
+
+
+def _parse_pts(path: Path) -> tuple[np.ndarray, str] | Skip:
     source = str(path)
     declared: int | None = None
+    declared_line = closing_line = last_line = 0
     values: list[tuple[float, float]] = []
     state = "header"
     for line, text, reason in text_lines(path):
+        last_line = line
         if text is None:
             return Skip(source, line, reason)
         text = text.strip()
@@ -34,6 +45,7 @@ def parse_pts(path: Path) -> tuple[np.ndarray, str] | Skip:
                     declared = int(text.split(":", 1)[1])
                 except (IndexError, ValueError):
                     return Skip(source, line, f"bad n_points line: {text!r}")
+                declared_line = line
             elif text == "{":
                 state = "points"
             elif not text.startswith("version"):
@@ -41,23 +53,30 @@ def parse_pts(path: Path) -> tuple[np.ndarray, str] | Skip:
         elif state == "points":
             if text == "}":
                 state = "end"
+                closing_line = line
                 continue
             parts = text.split()
             if len(parts) != 2:
                 return Skip(source, line, f"expected 'x y', found {text!r}")
             try:
-                values.append((float(parts[0]), float(parts[1])))
+                x, y = float(parts[0]), float(parts[1])
             except ValueError:
                 return Skip(source, line, f"not a number: {text!r}")
+            if not (math.isfinite(x) and math.isfinite(y)):
+                return Skip(source, line, f"NaN or infinite coordinate: {text!r}")
+            values.append((x, y))
     if state != "end":
-        return Skip(source, 0, "no closing '}' (truncated .pts file)" if state == "points"
-                    else "no '{' (not a .pts file)")
+        if state == "points":
+            return Skip(source, last_line, "no closing '}' (truncated .pts file)")
+        return Skip(source, 0, "no '{' (not a .pts file)")
     if declared is not None and declared != len(values):
-        return Skip(source, 0, f"n_points says {declared} but the file has {len(values)} points")
+        return Skip(source, declared_line,
+                    f"n_points says {declared} but the file has {len(values)} points")
     try:
         scheme = scheme_for_count(len(values)).name
     except KeyError:
-        return Skip(source, 0, f"{len(values)} points: no landmark scheme has that many")
+        return Skip(source, declared_line or closing_line,
+                    f"{len(values)} points: no landmark scheme has that many")
     return np.array(values, dtype=np.float32), scheme
 
 
@@ -68,13 +87,21 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
                        "pass the folder as --input and no --annotations")
     if not root.is_dir():
         raise BadInput(f"{root}: not a folder of images and .pts files")
-    pts_files = sorted(p for p in root.rglob("*") if p.suffix.lower() == ".pts" and p.is_file())
+    # One walk of the tree: .pts files, and the images beside them by folder and stem.
+    pts_files: list[Path] = []
+    beside: dict[tuple[str, str], list[Path]] = {}
+    for folder, _, names in os.walk(root, followlinks=True):
+        for name in names:
+            path = Path(folder) / name
+            suffix = path.suffix.lower()
+            if suffix == ".pts":
+                pts_files.append(path)
+            elif suffix in IMAGE_SUFFIXES:
+                beside.setdefault((folder, path.stem), []).append(path)
     if not pts_files:
         raise BadInput(f"{root}: no .pts files found under it")
-    for pts in pts_files:
-        images = [pts.with_suffix(s) for s in IMAGE_SUFFIXES + tuple(s.upper() for s in
-                                                                   IMAGE_SUFFIXES)]
-        images = sorted({p for p in images if p.exists()})
+    for pts in sorted(pts_files):
+        images = sorted(beside.get((str(pts.parent), pts.stem), []))
         if not images:
             yield Skip(str(pts), 0, "no image beside it (.jpg, .jpeg, .png or .bmp)")
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +37,12 @@ def annotation_files(root: Path, split: str | None) -> list[tuple[Path, str]]:
 def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
     if annotations is not None:
         name = annotations.name
-        files = [(annotations, next((s for s in SPLITS if s in name), split or "all"))]
+        # list_98pt_rect_attr_test.txt, list_98pt_test_blur.txt (the test subsets), ...
+        found = re.search(r"(?<![a-z])(train|test)(?![a-z])", name)
+        named = found.group(1) if found else None
+        if split and named and named != split:
+            raise BadInput(f"{annotations}: is the {named} list, but --split {split} was asked")
+        files = [(annotations, named or split or "all")]
     else:
         files = annotation_files(root, split)
     find = ImageFinder([root / "WFLW_images", root])

@@ -29,8 +29,10 @@ def person(frame_name: str) -> str:
 
 def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
     if annotations is not None:
-        parts = [(annotations, next((s for s, f in _FOLDERS.items()
-                                     if annotations.name.startswith(f)), split or "all"))]
+        named = next((s for s, f in _FOLDERS.items() if annotations.name.startswith(f)), None)
+        if split and named and named != split:
+            raise BadInput(f"{annotations}: is the {named} part, but --split {split} was asked")
+        parts = [(annotations, named or split or "all")]
     else:
         parts = []
         for name in (split,) if split else SPLITS:
@@ -52,7 +54,7 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
                 continue
             if line == 1 and fields[0].strip() == "":
                 continue  # the pandas index header
-            if len(fields) < 1 + 2 * _N:
+            if len(fields) != 1 + 2 * _N:
                 yield Skip(source, line, f"expected {1 + 2 * _N} fields, found {len(fields)}")
                 continue
             name = fields[0].strip()

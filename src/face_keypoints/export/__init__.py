@@ -1,0 +1,1 @@
+"""Exporting trained Keras models for on-device runtimes (TFLite / LiteRT)."""

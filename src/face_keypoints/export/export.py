@@ -1,0 +1,194 @@
+"""The `export` verb: a trained .keras -> one .tflite per precision, checked and compared.
+
+Every file is converted into a staging folder inside the output folder and checked
+against the GPU delegate's rules (gpu_ops); only when all pass (or `allow_cpu_fallback`)
+are they moved into place, and model.json is written last, so a failed export leaves
+nothing half-done and never replaces an existing file without `overwrite`.
+
+Parity: each file, and the Keras model, are then scored by evaluate on a validation
+cache (`val`, else the `representative` cache the int8 file was calibrated on) and their
+NMEs printed side by side. A separate `val` is the cleaner measure: calibrating and
+scoring on the same faces flatters int8 slightly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from face_keypoints import geometry
+from face_keypoints.data.cache import Cache, open_cache
+from face_keypoints.errors import BadInput
+from face_keypoints.export.gpu_ops import GpuFallback, GpuReport, check_gpu
+from face_keypoints.runtime.predictor import MODEL_JSON
+
+CALIBRATION_FACES = 200  # representative images for int8; evenly spread over the cache
+INT8_TOLERANCE = 0.05  # int8 NME may exceed fp32's by this fraction before a warning
+
+
+@dataclass
+class ExportedFile:
+    precision: str
+    path: Path
+    size_bytes: int
+    gpu: GpuReport
+    nme: float | None = None  # inter-ocular NME (%) on the parity cache
+    parity_note: str | None = None  # why there is no NME
+
+
+@dataclass
+class ExportResult:
+    output: Path
+    model_json: Path
+    files: list[ExportedFile]
+    parity_data: Path | None = None
+    keras_nme: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def export(model: str | Path, output: str | Path,
+           precisions: Sequence[str] = ("fp32", "fp16"),
+           representative: str | Path | None = None, val: str | Path | None = None,
+           int8_io: bool = False, allow_cpu_fallback: bool = False,
+           overwrite: bool = False) -> ExportResult:
+    """Write OUTPUT/<name>_<precision>.tflite for each precision, then OUTPUT/model.json."""
+    from face_keypoints.export.tflite import PRECISIONS, convert, write_model_json
+    from face_keypoints.runtime.predictor import load_predictor
+
+    model, output = Path(model), Path(output)
+    precisions = list(dict.fromkeys(precisions))
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown or not precisions:
+        raise BadInput(f"precision {', '.join(unknown) or '(none)'}: choose from "
+                       f"{', '.join(PRECISIONS)}")
+    if "int8" in precisions and representative is None:
+        raise BadInput("int8 needs --representative CACHE: faces to calibrate on")
+    if int8_io and "int8" not in precisions:
+        raise BadInput("--int8-io applies to the int8 file; add int8 to --precision")
+    calibration = _open_nonempty(representative) if representative is not None else None
+    parity = _open_nonempty(val) if val is not None else calibration
+    if model.suffix != ".keras":
+        raise BadInput(f"{model}: export takes the .keras model a training run saved")
+    keras_model = load_predictor(model).model
+    size = int(keras_model.input_shape[1])
+    # Scored first: a parity cache the model cannot be scored on fails before any writing.
+    keras_nme = _nme(model, parity) if parity is not None else None
+
+    names = {p: f"{keras_model.name}_{p}.tflite" for p in precisions}
+    _check_output(output, [*names.values(), MODEL_JSON], overwrite)
+    created = not output.exists()
+    output.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=output))
+    try:
+        files = []
+        for precision in precisions:
+            staged = staging / names[precision]
+            convert(keras_model, staged, precision,
+                    representative=(lambda: _calibration_images(calibration, size))
+                    if precision == "int8" else None,
+                    int8_io=int8_io and precision == "int8")
+            files.append(ExportedFile(precision, output / staged.name, staged.stat().st_size,
+                                      check_gpu(staged)))
+        result = ExportResult(output, output / MODEL_JSON, files, keras_nme=keras_nme)
+        blocked = [f.gpu.describe() for f in files if not f.gpu.ok]
+        if blocked and not allow_cpu_fallback:
+            raise GpuFallback(f"{' | '.join(blocked)}; nothing written (--allow-cpu-fallback "
+                              "writes them anyway)")
+        result.warnings += [f"{line} (written anyway: --allow-cpu-fallback)"
+                            for line in blocked]
+        # An old model.json must not describe the new files, even for a moment.
+        (output / MODEL_JSON).unlink(missing_ok=True)
+        for file in files:
+            os.replace(staging / file.path.name, file.path)
+            file.gpu.path = file.path
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(output.iterdir()):
+            output.rmdir()  # a failed export into a new folder leaves no trace
+    write_model_json(output, keras_model, names, source_run=model.resolve().parent)
+
+    if parity is not None:
+        _parity(result, parity, int8_io)
+    return result
+
+
+def _open_nonempty(path: str | Path) -> Cache:
+    cache = open_cache(Path(path))
+    if len(cache) == 0:
+        raise BadInput(f"{cache.path}: empty cache (no faces)")
+    return cache
+
+
+def _check_output(output: Path, names: list[str], overwrite: bool) -> None:
+    if output.exists() and not output.is_dir():
+        raise BadInput(f"{output}: exists and is not a folder")
+    taken = [name for name in names if (output / name).exists()]
+    if taken and not overwrite:
+        raise BadInput(f"{output}: {', '.join(taken)} already there; pass --overwrite to "
+                       "replace")
+
+
+def _calibration_images(cache: Cache, size: int) -> Iterator[np.ndarray]:
+    """Up to CALIBRATION_FACES crops framed as evaluate and predict frame them."""
+    matrix = geometry.model_matrix(cache.size, size)
+    picked = np.unique(np.linspace(0, len(cache) - 1, min(CALIBRATION_FACES, len(cache)))
+                       .round().astype(int))
+    for i in picked:
+        yield geometry.warp(cache.images[i], matrix, size)[None].astype(np.float32)
+
+
+def _nme(model: Path, cache: Cache) -> float | None:
+    """Inter-ocular NME (%) by evaluate, the same code that scores any model."""
+    from face_keypoints.evaluate import evaluate
+
+    return evaluate(model, cache.path)["nme"]
+
+
+def _parity(result: ExportResult, cache: Cache, int8_io: bool) -> None:
+    """NME of each file on `cache` beside the Keras model's; a warning if int8 drifts."""
+    result.parity_data = cache.path
+    for file in result.files:
+        if file.precision == "int8" and int8_io:
+            file.parity_note = ("not scored: the predictor feeds float32 images, and this "
+                                "file takes int8")
+            continue
+        file.nme = _nme(file.path, cache)
+    nme = {f.precision: f.nme for f in result.files}
+    reference, label = (nme["fp32"], "fp32") if nme.get("fp32") is not None else (
+        result.keras_nme, "the Keras model")
+    int8 = nme.get("int8")
+    if int8 is not None and reference is not None and math.isfinite(reference) and \
+            int8 > reference * (1.0 + INT8_TOLERANCE):
+        result.warnings.append(
+            f"int8 NME {int8:.3f}% is {100.0 * (int8 / reference - 1.0):.1f}% worse than "
+            f"{label} {reference:.3f}% (tolerance {100 * INT8_TOLERANCE:.0f}%)")
+
+
+def format_report(result: ExportResult) -> str:
+    """What export wrote, the GPU verdict of each file, and the parity table."""
+    lines = []
+    for f in result.files:
+        lines.append(f"wrote {f.path}  {f.precision}  {f.size_bytes:,} bytes")
+        lines.append(f"  GPU: {f.gpu.describe()}")
+        lines += [f"  note: {note}" for note in f.gpu.notes]
+    lines.append(f"wrote {result.model_json}")
+    if result.parity_data is None:
+        lines.append("parity: not measured (give --val or --representative)")
+        return "\n".join(lines)
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f} %"
+
+    lines.append(f"parity on {result.parity_data} (NME, inter-ocular):")
+    lines.append(f"  keras  {pct(result.keras_nme)}")
+    for f in result.files:
+        lines.append(f"  {f.precision:<6} {pct(f.nme)}"
+                     + (f"  ({f.parity_note})" if f.parity_note else ""))
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""Keras model -> .tflite with a fixed batch of 1, and the model.json that describes it.
+
+A mobile GPU delegate wants static shapes, so the graph is converted from a copy of the
+model whose input is `keras.Input(batch_size=1)`. (Converting from a concrete function
+instead silently leaves the weights out with this TensorFlow/Keras pair.) model.json
+carries what a runtime cannot read from the flatbuffer: the crop rule, the input range
+and which output belongs to which landmark scheme.
+
+Precisions: fp32; fp16 (float16 weights read through DEQUANTIZE ops, float32 input and
+output: the file the GPU delegate wants, which takes the float16 weights as they are);
+int8 (full-integer: int8 weights and activations with int32 biases, calibrated on
+representative images; float32 input and output unless `int8_io`, which makes them int8
+too, their scale and zero point recorded in model.json).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from face_keypoints import geometry
+from face_keypoints.fileio import write_atomic, write_json_atomic
+from face_keypoints.model.network import INPUT_NAME, model_schemes
+from face_keypoints.runtime.predictor import MODEL_JSON
+from face_keypoints.schemes import get_scheme
+
+PRECISIONS = ("fp32", "fp16", "int8")
+FORMAT_VERSION = 1
+
+
+def convert(model: keras.Model, path: Path, precision: str = "fp32",
+            representative: Callable[[], Iterable[np.ndarray]] | None = None,
+            int8_io: bool = False) -> None:
+    """Write `model` as a batch-1 TFLite flatbuffer at `path` (atomically).
+
+    int8 needs `representative`: a callable that yields float32 images (1, S, S, 3), RGB
+    0..255, for calibrating the activation ranges.
+    """
+    import tensorflow as tf
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and representative is None:
+        raise ValueError("int8 needs representative images to calibrate on")
+    if int8_io and precision != "int8":
+        raise ValueError("integer input and output apply to int8 only")
+    image = keras.Input(shape=model.input_shape[1:], batch_size=1, name=INPUT_NAME)
+    fixed = keras.Model(image, model(image), name=model.name)
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    if precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x] for x in representative())
+        # Builtin int8 kernels only: conversion fails rather than leave a float op behind.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    # The converter prints its temporary SavedModel's signature on stdout; keep stdout clean.
+    with contextlib.redirect_stdout(io.StringIO()):
+        flatbuffer = converter.convert()
+    write_atomic(Path(path), lambda tmp: tmp.write_bytes(flatbuffer))
+
+
+def write_model_json(directory: Path, model: keras.Model, files: dict[str, str],
+                     source_run: str | Path | None) -> Path:
+    """Describe the exported `files` ({precision: file name in `directory`}) for runtimes."""
+    directory = Path(directory)
+    size = int(model.input_shape[1])
+    card = {
+        "format_version": FORMAT_VERSION,
+        "name": model.name,
+        "input": {
+            "name": INPUT_NAME,
+            "size": size,
+            "channels": 3,
+            "dtype": "float32",
+            "range": [0, 255],
+            "color": "RGB",
+            "crop": {"rule": "square around the face box", "scale": geometry.MODEL_SCALE},
+        },
+        "outputs": [
+            {
+                "scheme": name,
+                "num_points": get_scheme(name).num_points,
+                "point_names": list(get_scheme(name).names),
+                "layout": "x0,y0,x1,y1,... normalised to the crop (pixel / input size)",
+            }
+            for name in model_schemes(model)
+        ],
+        "files": {precision: _describe(directory / file) for precision, file in files.items()},
+        "source_run": None if source_run is None else str(source_run),
+    }
+    path = directory / MODEL_JSON
+    write_json_atomic(path, card)
+    return path
+
+
+def _describe(path: Path) -> dict[str, object]:
+    """File name, digest and size; with integer input or output, how to convert them:
+    real = scale * (integer - zero_point)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    data = path.read_bytes()
+    card: dict[str, object] = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(),
+                               "size_bytes": len(data)}
+    interpreter = Interpreter(model_content=data)
+    for role, details in (("input", interpreter.get_input_details()),
+                          ("output", interpreter.get_output_details())):
+        dtype = np.dtype(details[0]["dtype"])
+        if np.issubdtype(dtype, np.integer):
+            card[f"{role}_dtype"] = dtype.name
+            card[f"{role}_quantization"] = [
+                {"scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1])}
+                for d in details]
+    return card

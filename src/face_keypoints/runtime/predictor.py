@@ -1,0 +1,152 @@
+"""One interface over a trained model, whether a Keras .keras file or an exported .tflite.
+
+evaluate (and later predict) go through `load_predictor`, so a Keras model and its TFLite
+export are measured by the same code and can be compared number for number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from face_keypoints.errors import BadInput
+
+MODEL_JSON = "model.json"
+
+
+class Predictor(Protocol):
+    """Images (N, S, S, 3) float32 RGB 0..255 -> {scheme: (N, K, 2) normalised points}."""
+
+    path: Path
+    kind: str
+    input_size: int
+    schemes: list[str]
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+def load_predictor(path: str | Path, threads: int | None = None) -> Predictor:
+    """Open a .keras or .tflite model; BadInput (one line) when it is not one of ours."""
+    path = Path(path)
+    if threads is not None and threads < 1:
+        raise BadInput(f"threads {threads}: must be at least 1")
+    if not path.is_file():
+        raise BadInput(f"{path}: no such model file")
+    if path.suffix == ".keras":
+        return KerasPredictor(path, threads)
+    if path.suffix == ".tflite":
+        return TFLitePredictor(path, threads)
+    raise BadInput(f"{path}: not a model file (expected .keras or .tflite)")
+
+
+class KerasPredictor:
+    """A .keras model as saved by train: one output "points_<scheme>" per scheme."""
+
+    kind = "keras"
+
+    def __init__(self, path: Path, threads: int | None = None, batch_size: int = 64) -> None:
+        import keras
+
+        from face_keypoints.model.heads import output_name
+        from face_keypoints.model.network import model_schemes
+
+        if threads:
+            _set_tf_threads(threads)
+        try:
+            self.model = keras.models.load_model(path, compile=False)
+        except Exception as err:  # Keras raises many types for a bad file; all mean "unusable"
+            raise BadInput(f"{path}: not a loadable Keras model: {_first_line(err)}") from None
+        try:
+            self.schemes = model_schemes(self.model)
+        except ValueError as err:
+            raise BadInput(f"{path}: {err}") from None
+        self.path = path
+        self.input_size = int(self.model.input_shape[1])
+        self._outputs = {name: output_name(name) for name in self.schemes}
+        self._batch_size = batch_size
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        out = self.model.predict(np.asarray(images, np.float32), batch_size=self._batch_size,
+                                 verbose=0)
+        # (N, 2K) x0, y0, x1, y1, ... -> (N, K, 2)
+        return {scheme: np.asarray(out[name], np.float32).reshape(len(images), -1, 2)
+                for scheme, name in self._outputs.items()}
+
+
+class TFLitePredictor:
+    """An exported .tflite (batch 1) and the model.json beside it, which names its schemes.
+
+    Output tensors carry generated names, so each is matched to its scheme by its size 2K
+    (unique per scheme).
+    """
+
+    kind = "tflite"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        card = _read_model_json(path.parent / MODEL_JSON)
+        try:
+            self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise BadInput(f"{path}: not a loadable TFLite model: {_first_line(err)}") from None
+        self.path = path
+        (image,) = self._interpreter.get_input_details()
+        self._input = image["index"]
+        self.input_size = int(image["shape"][1])
+        if self.input_size != card["size"]:
+            raise BadInput(f"{path}: input is {self.input_size} px but {MODEL_JSON} says "
+                           f"{card['size']}")
+        by_size = {int(np.prod(o["shape"])): o["index"]
+                   for o in self._interpreter.get_output_details()}
+        self._outputs: dict[str, tuple[int, int]] = {}
+        for scheme, num_points in card["outputs"].items():
+            if 2 * num_points not in by_size:
+                raise BadInput(f"{path}: no output of size {2 * num_points} for scheme "
+                               f"{scheme} named in {MODEL_JSON}")
+            self._outputs[scheme] = (by_size[2 * num_points], num_points)
+        self.schemes = list(self._outputs)
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """One image at a time: the exported graph has a fixed batch of 1."""
+        images = np.asarray(images, np.float32)
+        out = {scheme: np.empty((len(images), k, 2), np.float32)
+               for scheme, (_, k) in self._outputs.items()}
+        for i, image in enumerate(images):
+            self._interpreter.set_tensor(self._input, image[None])
+            self._interpreter.invoke()
+            for scheme, (index, k) in self._outputs.items():
+                out[scheme][i] = self._interpreter.get_tensor(index).reshape(k, 2)
+        return out
+
+
+def _read_model_json(path: Path) -> dict:
+    """Input size and {scheme: num_points} from an export's model.json."""
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+        return {"size": int(card["input"]["size"]),
+                "outputs": {o["scheme"]: int(o["num_points"]) for o in card["outputs"]}}
+    except FileNotFoundError:
+        raise BadInput(f"{path}: missing; a .tflite needs the model.json written beside it "
+                       "by export") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BadInput(f"{path}: unreadable model description: {_first_line(err)}") from None
+
+
+def _set_tf_threads(threads: int) -> None:
+    """TensorFlow takes thread counts only before it first runs; later calls are ignored."""
+    import tensorflow as tf
+
+    with contextlib.suppress(RuntimeError):
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,100 @@
+"""Shared test helpers: where the fixtures and the real data live, and how to run the CLI.
+
+The small real-data fixtures under tests/fixtures travel with the repository (see
+tests/README.md). The bigger real data sets live beside the repository in
+../shared/data on CI and developer machines; tests that need them skip, saying so,
+when that folder is absent (a user's fresh clone).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    return SHARED_DATA.joinpath(*parts)
+
+
+def needs_shared(*parts: str) -> pytest.MarkDecorator:
+    """Skip unless ../shared/data/<parts> exists beside the repository."""
+    path = shared_path(*parts)
+    return pytest.mark.skipif(
+        not path.exists(),
+        reason=f"real data {path} is absent (the shared data folder sits beside the "
+               "repository on CI and developer machines, not in a fresh clone)",
+    )
+
+
+def tree_digest(root: Path) -> str:
+    """A hash of every path, file mode and file content under `root`."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        stat = path.lstat()
+        digest.update(str(path.relative_to(root)).encode("utf-8", "surrogateescape"))
+        digest.update(oct(stat.st_mode).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def skip_lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.startswith("skipped ")]
+
+    @property
+    def last_line(self) -> str:
+        lines = self.out.strip().splitlines()
+        return lines[-1] if lines else ""
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    """Run `face-keypoints ARGS` in this process; returns exit code, stdout, stderr."""
+    from face_keypoints.cli import main
+
+    def run(*args: object) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse errors
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def copy_fixture(tmp_path: Path):
+    """Copy tests/fixtures/<name> (or a shared data folder) into tmp_path, writable."""
+
+    def copy(name: str | Path, dest: str | None = None) -> Path:
+        source = Path(name) if Path(name).is_absolute() else FIXTURES / name
+        target = tmp_path / "in" / (dest or source.name)
+        shutil.copytree(source, target)
+        for path in [target, *target.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        return target
+
+    return copy
+
+
+def cli_command() -> list[str]:
+    """The installed CLI as a subprocess command (same interpreter as the tests)."""
+    return [sys.executable, "-m", "face_keypoints.cli"]

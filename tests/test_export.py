@@ -1,0 +1,229 @@
+"""The export verb end to end on a tiny random model and a three-face cache of the
+repository's 300-W fixtures: the files and model.json it writes, parity figures, refusal
+to overwrite, the GPU check's exit code 3, and one-line errors (exit 2) for bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from face_keypoints.export.export import ExportedFile, ExportResult, _parity
+from face_keypoints.export.gpu_ops import GpuReport
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SIZE = 96
+NAME = "mobilenet_a0.25_d3_96px_gap"
+
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore:Statistics for quantized inputs were expected:UserWarning"),
+    # Keras 3.15's model.save under numpy 2.4 warns from inside Keras; nothing to fix here.
+    pytest.mark.filterwarnings(
+        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
+]
+
+
+def _cli(*args: object) -> tuple[int, str, str]:
+    """`face-keypoints ARGS` in this process, with its Python-level stdout and stderr."""
+    from face_keypoints.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def _one_error_line(err: str, verb: str = "export") -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"face-keypoints {verb}: error: ")
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("export")
+
+
+@pytest.fixture(scope="module")
+def cache(work: Path) -> Path:
+    from face_keypoints.prepare import prepare
+
+    prepare(format="300w", input=FIXTURES / "300w" / "afw", output=work / "cache", size=128,
+            progress=False, log=lambda line: None)
+    return work / "cache"
+
+
+@pytest.fixture(scope="module")
+def run_dir(work: Path) -> Path:
+    """A run folder with a tiny random model whose points depend on the image."""
+    import keras
+
+    from face_keypoints.model.network import ModelSpec, build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(ModelSpec(depth=3, input_size=SIZE, head="gap"))
+    layer = model.get_layer("points_ibug68")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel * 5000.0, bias])
+    folder = work / "run"
+    folder.mkdir()
+    model.save(folder / "best.keras")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(work: Path, run_dir: Path, cache: Path) -> tuple[Path, str]:
+    code, out, err = _cli("export", "--model", run_dir / "best.keras", "--output",
+                          work / "out", "--precision", "fp32", "fp16", "int8",
+                          "--representative", cache)
+    assert code == 0, err
+    return work / "out", out
+
+
+def test_writes_one_file_per_precision_and_model_json(exported: tuple[Path, str],
+                                                      run_dir: Path):
+    folder, _ = exported
+    card = json.loads((folder / "model.json").read_text())
+    assert list(card["files"]) == ["fp32", "fp16", "int8"]
+    for precision, entry in card["files"].items():
+        path = folder / entry["file"]
+        assert entry["file"] == f"{NAME}_{precision}.tflite"
+        assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert entry["size_bytes"] == path.stat().st_size
+        assert "input_dtype" not in entry  # float input and output in every file here
+    assert card["source_run"] == str(run_dir.resolve())
+    assert card["input"]["size"] == SIZE
+    assert not list(folder.glob(".export-*")), "staging folder left behind"
+    sizes = {p: card["files"][p]["size_bytes"] for p in card["files"]}
+    assert sizes["int8"] < sizes["fp16"] < sizes["fp32"]
+
+
+def test_prints_gpu_verdicts_and_parity(exported: tuple[Path, str]):
+    _, out = exported
+    assert out.count("ops run on the GPU delegate") == 3
+    rows = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == "%":
+            rows[parts[0]] = float(parts[1])
+    assert set(rows) == {"keras", "fp32", "fp16", "int8"}
+    assert rows["fp32"] == pytest.approx(rows["keras"], abs=0.01)
+    assert rows["fp16"] == pytest.approx(rows["keras"], rel=0.05)
+
+
+def test_never_overwrites_without_overwrite(exported: tuple[Path, str], run_dir: Path,
+                                            cache: Path):
+    folder, _ = exported
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    code, _, err = _cli("export", "--model", run_dir / "best.keras", "--output", folder,
+                        "--precision", "fp32")
+    assert code == 2
+    assert "--overwrite" in _one_error_line(err)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_int8_io_records_quantization_and_overwrites_when_asked(work: Path, run_dir: Path,
+                                                                cache: Path):
+    folder = work / "int8_io"
+    args = ("export", "--model", run_dir / "best.keras", "--output", folder, "--precision",
+            "int8", "--int8-io", "--representative", cache)
+    code, out, err = _cli(*args)
+    assert code == 0, err
+    entry = json.loads((folder / "model.json").read_text())["files"]["int8"]
+    assert entry["input_dtype"] == entry["output_dtype"] == "int8"
+    assert entry["input_quantization"][0]["scale"] > 0
+    assert "not scored" in out
+    assert _cli(*args)[0] == 2
+    code, _, err = _cli("export", "--model", run_dir / "best.keras", "--output", folder,
+                        "--precision", "fp32", "--overwrite")
+    assert code == 0, err
+    assert list(json.loads((folder / "model.json").read_text())["files"]) == ["fp32"]
+
+
+def test_an_op_the_gpu_lacks_fails_with_exit_3(work: Path, run_dir: Path):
+    import keras
+
+    model = keras.models.load_model(run_dir / "best.keras", compile=False)
+    raw = keras.layers.Dense(136, name="raw")(model.get_layer("points_ibug68").input)
+    reversed_ = keras.ops.take(raw, np.arange(136)[::-1].copy(), axis=-1)
+    points = keras.layers.Identity(name="points_ibug68")(reversed_)
+    bad = keras.Model(model.input, {"points_ibug68": points}, name="with_gather")
+    (work / "bad_run").mkdir()
+    bad.save(work / "bad_run" / "best.keras")
+
+    args = ("export", "--model", work / "bad_run" / "best.keras", "--output",
+            work / "bad_out", "--precision", "fp32")
+    code, _, err = _cli(*args)
+    assert code == 3
+    assert "GATHER" in _one_error_line(err)
+    assert not (work / "bad_out").exists()
+
+    code, _, err = _cli(*args, "--allow-cpu-fallback")
+    assert code == 0
+    assert "warning" in err and "GATHER" in err
+    assert (work / "bad_out" / "with_gather_fp32.tflite").is_file()
+
+
+def _empty_cache(folder: Path) -> Path:
+    folder.mkdir()
+    np.save(folder / "images.npy", np.zeros((0, 128, 128, 3), np.uint8))
+    np.save(folder / "points.npy", np.zeros((0, 68, 2), np.float32))
+    np.save(folder / "visibility.npy", np.zeros((0, 68), np.uint8))
+    (folder / "faces.jsonl").write_text("")
+    (folder / "manifest.json").write_text(json.dumps(
+        {"scheme": "ibug68", "count": 0, "size": 128, "num_points": 68}))
+    return folder
+
+
+def test_bad_input_is_one_line_exit_2(work: Path, run_dir: Path, cache: Path,
+                                      tmp_path: Path):
+    import keras
+
+    garbage = tmp_path / "garbage.keras"
+    garbage.write_bytes(b"not a zip")
+    inputs = keras.Input((SIZE, SIZE, 3))
+    foreign = tmp_path / "foreign.keras"
+    keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs))).save(foreign)
+    model = run_dir / "best.keras"
+    out = tmp_path / "out"
+    cases = {
+        "not a loadable Keras model": ("--model", garbage, "--output", out),
+        "not a face-keypoints model": ("--model", foreign, "--output", out),
+        "empty cache": ("--model", model, "--output", out, "--precision", "int8",
+                        "--representative", _empty_cache(tmp_path / "empty")),
+        "int8 needs --representative": ("--model", model, "--output", out, "--precision",
+                                        "int8"),
+        "takes the .keras": ("--model", cache / "images.npy", "--output", out),
+        "choose from": ("--model", model, "--output", out, "--precision", "fp8"),
+    }
+    for message, args in cases.items():
+        code, _, err = _cli("export", *args)
+        assert code == 2, (message, err)
+        assert message in _one_error_line(err)
+
+
+def test_int8_worse_than_fp32_by_more_than_5_percent_warns(monkeypatch: pytest.MonkeyPatch,
+                                                           cache: Path):
+    from face_keypoints.data.cache import open_cache
+
+    nme = {"m_fp32.tflite": 10.0, "m_int8.tflite": 10.6}
+    monkeypatch.setattr("face_keypoints.evaluate.evaluate",
+                        lambda model, data: {"nme": nme[Path(model).name]})
+    files = [ExportedFile(p, Path(f"m_{p}.tflite"), 0, GpuReport(Path(f"m_{p}.tflite"), []))
+             for p in ("fp32", "int8")]
+    result = ExportResult(Path("."), Path("model.json"), files, keras_nme=10.0)
+    _parity(result, open_cache(cache), int8_io=False)
+    (warning,) = result.warnings
+    assert "10.600%" in warning and "10.000%" in warning and "fp32" in warning
+
+    nme["m_int8.tflite"] = 10.4  # within 5 %: no warning
+    result.warnings.clear()
+    _parity(result, open_cache(cache), int8_io=False)
+    assert result.warnings == []
