@@ -26,7 +26,7 @@ from face_keypoints.data.augment import AugmentConfig
 from face_keypoints.data.cache import Cache, open_cache
 from face_keypoints.errors import BadInput, FaceKeypointsError
 from face_keypoints.fileio import write_atomic, write_json_atomic, write_text_atomic
-from face_keypoints.model.network import ModelSpec
+from face_keypoints.model.spec import ModelSpec
 
 STATE = "state.json"
 FINISHED = "metrics.json"
@@ -261,6 +261,9 @@ def train(
         config.save(run_dir / "config.yaml")
 
     validation = ValidationSet(val_cache, config.input_size)
+    print(f"training {spec.schemes} on {len(stream.samples)} faces, validating on "
+          f"{len(validation.points)}; {steps} steps of {config.batch_size} per epoch, "
+          f"{replicas} replica(s)", file=sys.stderr)
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
     stale = state["epoch"] - state["best_epoch"]
     try:
@@ -274,9 +277,10 @@ def train(
             for step, (images, targets, masks) in enumerate(stream.epoch(epoch)):
                 if step >= steps:
                     break
+                batch = (images, targets, masks)
                 if replicas > 1:
-                    images, targets, masks = _split_for_replicas(strategy, images, targets, masks)
-                loss = train_step(images, targets, masks)
+                    batch = _split_for_replicas(strategy, *batch)
+                loss = train_step(*batch)
                 loss_sum += float(loss)
                 seen += len(images)
                 bar.update(1)

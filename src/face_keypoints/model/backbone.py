@@ -10,21 +10,7 @@ from pathlib import Path
 
 import keras
 
-ALPHAS = (0.25, 0.5, 0.75, 1.0)
-MAX_DEPTH = 13
-MIN_INPUT, MAX_INPUT = 96, 224
 BN_MOMENTUM = 0.9
-
-
-def check_backbone(alpha: float, depth: int, input_size: int) -> None:
-    """Raise ValueError for a backbone Keras cannot build or we do not offer."""
-    if alpha not in ALPHAS:
-        raise ValueError(f"alpha {alpha}: choose one of {', '.join(map(str, ALPHAS))}")
-    if not 1 <= depth <= MAX_DEPTH:
-        raise ValueError(f"depth {depth}: keep between 1 and {MAX_DEPTH} blocks")
-    if not MIN_INPUT <= input_size <= MAX_INPUT or input_size % 16:
-        raise ValueError(f"input size {input_size}: a multiple of 16 in "
-                         f"[{MIN_INPUT}, {MAX_INPUT}]")
 
 
 def build_backbone(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import keras
 
-HEADS = ("gap", "flatten", "dwpool")
+from face_keypoints.model.spec import HEADS
 
 
 def output_name(scheme: str) -> str:

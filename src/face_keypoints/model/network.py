@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import keras
 import numpy as np
 
-from face_keypoints.model.backbone import build_backbone, check_backbone
-from face_keypoints.model.heads import HEADS, output_name, regression_head, summarise
+from face_keypoints.model.backbone import build_backbone
+from face_keypoints.model.heads import output_name, regression_head, summarise
+from face_keypoints.model.spec import ModelSpec
 from face_keypoints.schemes import get_scheme
 
+__all__ = ["INPUT_NAME", "ModelSpec", "build_model", "model_schemes"]
+
 INPUT_NAME = "image"
-
-
-@dataclass
-class ModelSpec:
-    """What a network is: enough to rebuild it, stored in every run's config."""
-
-    alpha: float = 0.25
-    depth: int = 13
-    input_size: int = 112
-    head: str = "flatten"
-    schemes: list[str] = field(default_factory=lambda: ["ibug68"])
-    dropout: float = 0.0
-
-    def check(self) -> None:
-        check_backbone(self.alpha, self.depth, self.input_size)
-        if self.head not in HEADS:
-            raise ValueError(f"head {self.head!r}: choose one of {', '.join(HEADS)}")
-        if not self.schemes:
-            raise ValueError("a model needs at least one landmark scheme")
-        for name in self.schemes:
-            get_scheme(name)
 
 
 def build_model(spec: ModelSpec, backbone_weights: str | None = None,

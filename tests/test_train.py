@@ -1,0 +1,174 @@
+"""The train verb: losses, config, a real short training that is killed and resumed,
+tf.distribute's mirrored strategy, and the guard on finished runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import SHARED_DATA, needs_shared
+
+from face_keypoints.config import TrainConfig
+from face_keypoints.errors import BadInput
+
+WEIGHTS = SHARED_DATA.parent / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
+CLI = [sys.executable, "-m", "face_keypoints.cli"]
+
+
+def test_losses_match_hand_computed_values_and_respect_masks() -> None:
+    import tensorflow as tf
+
+    from face_keypoints.model.losses import point_loss
+
+    # One face, two points; the second point is masked out and must not count.
+    predicted = tf.constant([[0.10, 0.20, 0.90, 0.90]])
+    target = tf.constant([[[0.13, 0.16], [0.0, 0.0]]])
+    mask = tf.constant([[1.0, 0.0]])
+    # Errors in percent of the crop: dx = 3, dy = 4.
+    l1, n = point_loss("l1", predicted, target, mask)
+    l2, _ = point_loss("l2", predicted, target, mask)
+    wing, _ = point_loss("wing", predicted, target, mask)
+    assert float(n) == 1.0
+    assert float(l1) == pytest.approx(7.0, rel=1e-5)
+    assert float(l2) == pytest.approx(25.0, rel=1e-5)
+    expected_wing = 10 * np.log(1 + 3 / 2) + 10 * np.log(1 + 4 / 2)
+    assert float(wing) == pytest.approx(expected_wing, rel=1e-5)
+    # Past w = 10 the Wing loss is linear and continuous with its log part.
+    far = tf.constant([[[0.10 + 0.30, 0.20]]])
+    big, _ = point_loss("wing", predicted[:, :2], far, tf.constant([[1.0]]))
+    c = 10 - 10 * np.log(1 + 10 / 2)
+    assert float(big) == pytest.approx(30 - c, rel=1e-5)
+
+
+def test_config_round_trips_through_its_file_and_rejects_unknown_settings(
+        tmp_path: Path) -> None:
+    config = TrainConfig(data=["a", "b"], val="v", alpha=0.5, augment={"rotation": 20.0})
+    config.save(tmp_path / "config.yaml")
+    assert TrainConfig.load(tmp_path / "config.yaml") == config
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"alpha": 0.5, "widht": 3}))
+    with pytest.raises(BadInput, match="unknown setting"):
+        TrainConfig.load(tmp_path / "bad.yaml")
+
+
+def test_depth_and_width_change_the_network() -> None:
+    from face_keypoints.model.network import ModelSpec, build_model
+
+    full = build_model(ModelSpec(alpha=0.25, depth=13, input_size=96, head="gap"))
+    shallow = build_model(ModelSpec(alpha=0.25, depth=9, input_size=96, head="gap"))
+    wide = build_model(ModelSpec(alpha=0.5, depth=13, input_size=96, head="gap"))
+    assert shallow.count_params() < full.count_params() < wide.count_params()
+    with pytest.raises(ValueError, match="depth"):
+        ModelSpec(depth=14).check()
+    with pytest.raises(ValueError, match="alpha"):
+        ModelSpec(alpha=0.3).check()
+
+
+@pytest.fixture(scope="module")
+def afw_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from face_keypoints.prepare import prepare
+
+    if not (SHARED_DATA / "300w" / "afw").exists():
+        pytest.skip(f"real data {SHARED_DATA / '300w' / 'afw'} is absent")
+    out = tmp_path_factory.mktemp("train") / "afw"
+    prepare("300w", SHARED_DATA / "300w" / "afw", out, size=128, progress=False,
+            log=lambda line: None)
+    return out
+
+
+def _train_command(cache: Path, run: Path, *extra: str) -> list[str]:
+    return [*CLI, "train", "--data", str(cache), "--val", str(cache), "--output", str(run),
+            "--input-size", "96", "--batch-size", "32", "--backbone-weights", str(WEIGHTS),
+            "--no-progress", *extra]
+
+
+def _epochs_done(run: Path) -> int:
+    try:
+        return json.loads((run / "state.json").read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+@needs_shared("300w", "afw")
+def test_killed_training_resumes_and_beats_the_mean_shape(afw_cache: Path,
+                                                          tmp_path: Path) -> None:
+    from face_keypoints.baseline import MeanShapePredictor
+    from face_keypoints.data.cache import open_cache
+    from face_keypoints.evaluate import evaluate
+
+    run = tmp_path / "run"
+    command = _train_command(afw_cache, run, "--epochs", "20")
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.monotonic() + 240
+    while _epochs_done(run) < 3 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.4)  # well inside the next epoch
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    killed_after = _epochs_done(run)
+    assert 3 <= killed_after < 20, "the run was not killed mid-training"
+    assert not (run / "metrics.json").exists()
+
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 2 and "--resume" in again.stderr  # no silent restart
+
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {run} after epoch {killed_after}" in resumed.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == list(range(1, 21))
+    for name in ("best.keras", "config.yaml", "log.csv", "curves.png"):
+        assert (run / name).is_file(), name
+    assert list((run / "tensorboard").iterdir())
+
+    cache = open_cache(afw_cache)
+    model = evaluate(run / "best.keras", afw_cache)
+    baseline = evaluate(MeanShapePredictor(cache, 96), afw_cache)
+    assert model["nme"] < 0.85 * baseline["nme"], (model["nme"], baseline["nme"])
+
+    finished = subprocess.run(command, capture_output=True, text=True)
+    assert finished.returncode == 2
+    assert "finished run" in finished.stderr and "Traceback" not in finished.stderr
+
+
+@needs_shared("300w", "afw")
+def test_mirrored_strategy_trains_on_two_logical_cpus(afw_cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "mirrored"
+    config = tmp_path / "short.yaml"
+    config.write_text(yaml.safe_dump({"steps_per_epoch": 3, "epochs": 1}))
+    done = subprocess.run(_train_command(afw_cache, run, "--config", str(config),
+                                         "--distribute", "mirrored"),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "2 replica(s)" in done.stderr
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 1
+    assert TrainConfig.load(run / "config.yaml").distribute == "mirrored"
+
+
+@needs_shared("300w", "afw")
+def test_benchmark_input_reports_pipeline_and_training_speed(afw_cache: Path) -> None:
+    done = subprocess.run(
+        [*CLI, "train", "--data", str(afw_cache), "--val", str(afw_cache), "--output",
+         "unused", "--input-size", "96", "--batch-size", "4", "--backbone-weights", "none",
+         "--benchmark-input"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["input_pipeline_images_per_s"] > 0 and figures["training_images_per_s"] > 0
+    assert figures["ratio"] == pytest.approx(
+        figures["input_pipeline_images_per_s"] / figures["training_images_per_s"], rel=0.02)
+
+
+def test_train_refuses_bad_settings_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run([*CLI, "train", "--data", str(tmp_path / "none"), "--val",
+                           str(tmp_path / "none"), "--output", str(tmp_path / "run")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "no such cache folder" in done.stderr
