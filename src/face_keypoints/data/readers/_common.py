@@ -87,6 +87,25 @@ def duplicate_skip(seen: dict[str, int], key: str, source: str, line: int) -> Sk
     return None
 
 
+def parse_row(fields: list[str], source: str, line: int, seen: dict[str, int],
+              first: int, count: int, allow_empty: bool
+              ) -> tuple[str, np.ndarray, np.ndarray] | Skip:
+    """A one-face CSV row `image, ..., x, y, ...` (coordinates from column `first`):
+    its image name, points and visibility, or the Skip that says what is wrong."""
+    expected = first + 2 * count
+    if len(fields) != expected:
+        return Skip(source, line, f"expected {expected} fields, found {len(fields)}")
+    name = fields[0].strip()
+    duplicate = duplicate_skip(seen, name, source, line)
+    if duplicate:
+        return duplicate
+    parsed = pairs_to_points(fields[first:expected], count, source, line, allow_empty)
+    if isinstance(parsed, Skip):
+        return parsed
+    problem = check_points(*parsed)
+    return Skip(source, line, problem) if problem else (name, *parsed)
+
+
 def csv_rows(path: Path) -> Iterator[tuple[int, list[str] | None, str]]:
     """(line number, fields or None, reason) for each non-empty CSV line, header included."""
     for line, text, reason in text_lines(path):

@@ -6,14 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from face_keypoints.data.face import Face, Skip
-from face_keypoints.data.readers._common import (
-    ImageFinder,
-    check_points,
-    csv_rows,
-    duplicate_skip,
-    optional_float,
-    pairs_to_points,
-)
+from face_keypoints.data.readers._common import ImageFinder, csv_rows, optional_float, parse_row
 from face_keypoints.errors import BadInput
 from face_keypoints.schemes import AFLW21
 
@@ -54,23 +47,11 @@ def read_points_csv(
                                f"{fields[2] if len(fields) > 2 else '?'}; an AFLW-21 file has "
                                f"image,yaw_degrees,x1,y1,...,x{count},y{count}")
             continue
-        if len(fields) != 2 + 2 * count:
-            yield Skip(source, line, f"expected {2 + 2 * count} fields, found {len(fields)}")
+        row = parse_row(fields, source, line, seen, 2, count, allow_empty=True)
+        if isinstance(row, Skip):
+            yield row
             continue
-        name = fields[0].strip()
-        duplicate = duplicate_skip(seen, name, source, line)
-        if duplicate:
-            yield duplicate
-            continue
-        parsed = pairs_to_points(fields[2 : 2 + 2 * count], count, source, line, True)
-        if isinstance(parsed, Skip):
-            yield parsed
-            continue
-        points, visibility = parsed
-        problem = check_points(points, visibility)
-        if problem:
-            yield Skip(source, line, problem)
-            continue
+        name, points, visibility = row
         yield Face(
             image=find(name),
             points=points,

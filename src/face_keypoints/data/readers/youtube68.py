@@ -7,13 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from face_keypoints.data.face import Face, Skip
-from face_keypoints.data.readers._common import (
-    ImageFinder,
-    check_points,
-    csv_rows,
-    duplicate_skip,
-    pairs_to_points,
-)
+from face_keypoints.data.readers._common import ImageFinder, csv_rows, parse_row
 from face_keypoints.errors import BadInput
 from face_keypoints.schemes import IBUG68
 
@@ -54,23 +48,11 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
                 continue
             if line == 1 and fields[0].strip() == "":
                 continue  # the pandas index header
-            if len(fields) != 1 + 2 * _N:
-                yield Skip(source, line, f"expected {1 + 2 * _N} fields, found {len(fields)}")
+            row = parse_row(fields, source, line, seen, 1, _N, allow_empty=False)
+            if isinstance(row, Skip):
+                yield row
                 continue
-            name = fields[0].strip()
-            duplicate = duplicate_skip(seen, name, source, line)
-            if duplicate:
-                yield duplicate
-                continue
-            parsed = pairs_to_points(fields[1 : 1 + 2 * _N], _N, source, line, False)
-            if isinstance(parsed, Skip):
-                yield parsed
-                continue
-            points, visibility = parsed
-            problem = check_points(points, visibility)
-            if problem:
-                yield Skip(source, line, problem)
-                continue
+            name, points, visibility = row
             yield Face(
                 image=find(name),
                 points=points,
