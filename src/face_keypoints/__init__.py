@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "prepare"]
+__all__ = ["FaceLandmarker", "__version__", "prepare"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from face_keypoints.prepare import prepare
 
         return prepare
+    if name == "FaceLandmarker":
+        from face_keypoints.runtime.api import FaceLandmarker
+
+        return FaceLandmarker
     raise AttributeError(f"module 'face_keypoints' has no attribute {name!r}")

@@ -204,6 +204,57 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    from face_keypoints.runtime.smoothing import OneEuroParams
+
+    p = sub.add_parser("predict", help="landmarks on photos, videos or a camera",
+                       description="Find every face (BlazeFace), crop it as in training, run "
+                                   "the landmark model and map the points back. Videos and "
+                                   "the camera are tracked (the last frame's landmarks place "
+                                   "the next crop) and smoothed (One Euro filter). Writes "
+                                   "DIR/<name>.png or .mp4 with the points drawn and "
+                                   "DIR/<name>.json; a failing input is reported in one line "
+                                   "and the others go on (exit 1 if any failed).")
+    p.add_argument("input", nargs="*", metavar="INPUT",
+                   help="image files, folders (searched recursively) or video files")
+    p.add_argument("--model", metavar="FILE.tflite",
+                   help="a .tflite with its model.json beside it (default: the model shipped "
+                        "in the package)")
+    p.add_argument("--output", metavar="DIR",
+                   help="folder for the annotated copies and JSON files")
+    p.add_argument("--json", action="store_true",
+                   help="print each input's JSON on stdout, one object per line")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="CPU threads per model (default 1)")
+    p.add_argument("--camera", type=int, metavar="N", help="also read camera N (until Ctrl-C)")
+    p.add_argument("--max-faces", type=int, metavar="N", help="at most N faces per image or "
+                                                             "frame, best first")
+    p.add_argument("--no-smoothing", action="store_true",
+                   help="report the raw landmarks of video frames")
+    p.add_argument("--min-cutoff", type=float, default=OneEuroParams.min_cutoff, metavar="HZ",
+                   help="One Euro filter: cutoff at rest in Hz, lower is steadier "
+                        "(default %(default)s)")
+    p.add_argument("--beta", type=float, default=OneEuroParams.beta, metavar="B",
+                   help="One Euro filter: cutoff gain with speed, higher lags less "
+                        "(default %(default)s)")
+    p.set_defaults(run=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from face_keypoints.predict import dumps, format_line, predict
+
+    def show(record: dict) -> None:
+        print(dumps(record) if args.json else format_line(record), flush=True)
+
+    result = predict(inputs=args.input, model=args.model, output=args.output,
+                     threads=args.threads, camera=args.camera, max_faces=args.max_faces,
+                     smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff,
+                     beta=args.beta, on_result=show,
+                     on_failure=lambda line: print(f"failed {line}", file=sys.stderr,
+                                                   flush=True))
+    return 1 if result.failures else 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (usage stays in --help)."""
 
@@ -226,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_export(sub)
     _add_benchmark(sub)
+    _add_predict(sub)
     return parser
 
 

@@ -37,18 +37,23 @@ def draw_face(crop: np.ndarray, points: np.ndarray, scheme: Scheme,
     shown = np.isfinite(xy).all(axis=1)  # a diverged model can predict NaN
     if present is not None:
         shown &= np.asarray(present, bool)
-    thickness = max(1, size // 160)
+    draw_landmarks(image, xy, scheme, shown, thickness=max(1, size // 160),
+                   radius=max(1, size // 100))
+    return image
+
+
+def draw_landmarks(image: np.ndarray, xy: np.ndarray, scheme: Scheme, shown: np.ndarray,
+                   thickness: int, radius: float) -> None:
+    """Draw `scheme`'s contours and the shown points (pixel coordinates) into `image`."""
     for contour, closed in zip(scheme.contours, scheme.closed, strict=True):
         path = [*contour, contour[0]] if closed else list(contour)
         for a, b in itertools.pairwise(path):
             if shown[a] and shown[b]:
                 cv2.line(image, _fixed(xy[a]), _fixed(xy[b]), LINE_COLOUR, thickness,
                          cv2.LINE_AA, _SHIFT)
-    radius = max(1, size // 100)
     for point in xy[shown]:
-        cv2.circle(image, _fixed(point), radius << _SHIFT, POINT_COLOUR, -1, cv2.LINE_AA,
-                   _SHIFT)
-    return image
+        cv2.circle(image, _fixed(point), round(radius * (1 << _SHIFT)), POINT_COLOUR, -1,
+                   cv2.LINE_AA, _SHIFT)
 
 
 def grid(tiles: Sequence[np.ndarray], columns: int = 4, gap: int = 2) -> np.ndarray:

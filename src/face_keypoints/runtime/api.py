@@ -1,0 +1,117 @@
+"""FaceLandmarker: landmarks of every face in a photo (`detect`) or a stream (`track`).
+
+The same objects serve the `predict` verb, so the Python API and the command line give the
+same faces, and `Face.to_dict` is the JSON that `predict` writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from face_keypoints import geometry
+from face_keypoints.data.images import ImageError, read_rgb
+from face_keypoints.errors import BadInput
+from face_keypoints.runtime.detector import BlazeFace, landmark_square
+from face_keypoints.runtime.landmarker import Landmarker
+from face_keypoints.runtime.smoothing import OneEuroParams
+from face_keypoints.runtime.tracker import Tracker
+
+STREAM_STEP = 1.0 / 30.0  # seconds between frames given to `track` without timestamps
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face: `points` (K, 2) in image pixels in `scheme`'s order, `box` the box of
+    the points (x0, y0, x1, y1), `score` the face detector's confidence (for a tracked
+    face, its score on the face's crop in this frame)."""
+
+    box: np.ndarray
+    score: float
+    scheme: str
+    points: np.ndarray
+
+    def to_dict(self) -> dict:
+        """The face as `predict` writes it to JSON (pixels to 0.01, score to 0.0001)."""
+        return {"box": [round(float(v), 2) for v in self.box],
+                "score": round(float(self.score), 4),
+                "scheme": self.scheme,
+                "points": [[round(float(x), 2), round(float(y), 2)] for x, y in self.points]}
+
+
+def as_rgb(image: np.ndarray | str | Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a path (EXIF-rotated) or a gray, RGB or RGBA array."""
+    if isinstance(image, str | Path):
+        try:
+            return read_rgb(Path(image), exif_rotate=True)
+        except ImageError as err:
+            raise BadInput(f"{image}: {err}") from None
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise BadInput(f"image array of dtype {array.dtype}: expected uint8")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 2:
+        return np.ascontiguousarray(np.repeat(array[:, :, None], 3, axis=2))
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        return np.ascontiguousarray(array[:, :, :3])
+    raise BadInput(f"image array of shape {array.shape}: expected (H, W), (H, W, 3) or "
+                   "(H, W, 4)")
+
+
+class FaceLandmarker:
+    """Face detection (BlazeFace) + a landmark model, for photos and streams.
+
+    `model` is a .tflite with its model.json (default: the model shipped in the package).
+    `max_faces` caps the faces reported (best detector scores first). For `track`:
+    `smoothing` turns the One Euro filter on (`min_cutoff`, `beta`, `d_cutoff`, see
+    OneEuroParams) and `redetect_every` is how many frames pass between searches of the
+    whole frame for new faces while fewer than `max_faces` are tracked.
+    """
+
+    def __init__(self, model: str | Path | None = None, *, threads: int | None = 1,
+                 max_faces: int | None = None, scheme: str | None = None,
+                 smoothing: bool = True, min_cutoff: float = OneEuroParams.min_cutoff,
+                 beta: float = OneEuroParams.beta, d_cutoff: float = OneEuroParams.d_cutoff,
+                 redetect_every: int = 10, min_score: float | None = None) -> None:
+        if max_faces is not None and max_faces < 1:
+            raise BadInput(f"max_faces {max_faces}: must be at least 1")
+        if threads is not None and threads < 1:
+            raise BadInput(f"threads {threads}: must be at least 1")
+        try:
+            params = OneEuroParams(min_cutoff, beta, d_cutoff) if smoothing else None
+        except ValueError as err:
+            raise BadInput(str(err)) from None
+        self.landmarker = Landmarker(model, threads=threads, scheme=scheme)
+        self.detector = BlazeFace(threads=threads, min_score=min_score)
+        self.scheme = self.landmarker.scheme.name
+        self.max_faces = max_faces
+        self.tracker = Tracker(self.detector, self.landmarker, max_faces=max_faces,
+                               redetect_every=redetect_every, smoothing=params)
+        self._time = 0.0
+
+    def detect(self, image: np.ndarray | str | Path) -> list[Face]:
+        """Every face of a photo (an RGB, gray or RGBA uint8 array, or an image path)."""
+        image = as_rgb(image)
+        faces = []
+        for detection in self.detector.detect_photo(image)[: self.max_faces]:
+            points = self.landmarker.points(image, landmark_square(detection))
+            faces.append(self._face(points, detection.score))
+        return faces
+
+    def track(self, frame: np.ndarray, timestamp: float | None = None) -> list[Face]:
+        """The faces of the next frame of a stream; `timestamp` in seconds (default: one
+        frame at 30 fps after the previous), for the smoothing filter."""
+        self._time = self._time + STREAM_STEP if timestamp is None else float(timestamp)
+        tracks = self.tracker.step(as_rgb(frame), self._time)
+        return [self._face(t.output, t.score) for t in tracks]
+
+    def reset(self) -> None:
+        """Start a new stream: forget the tracked faces."""
+        self.tracker.reset()
+        self._time = 0.0
+
+    def _face(self, points: np.ndarray, score: float) -> Face:
+        return Face(geometry.landmark_box(points), float(score), self.scheme, points)

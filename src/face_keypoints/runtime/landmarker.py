@@ -1,0 +1,45 @@
+"""A landmark model and the crop it was trained on: image + face square -> points in pixels.
+
+The crop is geometry's training crop (a square MODEL_SCALE x the landmark box, resampled
+to the model's input, black outside the image), so the model sees a face framed as in
+training; its normalised output (pixel / input size) is mapped back through the inverse of
+the same affine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from face_keypoints import geometry
+from face_keypoints.errors import BadInput
+from face_keypoints.runtime.predictor import load_predictor
+from face_keypoints.schemes import Scheme, get_scheme
+
+
+class Landmarker:
+    """Points of one scheme of a model (.tflite with its model.json, or .keras).
+
+    Without `model`, the default model shipped in the package; without `scheme`, the
+    model's first (a model trained on several caches has one head per scheme).
+    """
+
+    def __init__(self, model: str | Path | None = None, threads: int | None = None,
+                 scheme: str | None = None) -> None:
+        from face_keypoints.models import default_model_path
+
+        self.path = default_model_path() if model is None else Path(model)
+        self._predictor = load_predictor(self.path, threads)
+        if scheme is not None and scheme not in self._predictor.schemes:
+            raise BadInput(f"{self.path}: predicts {', '.join(self._predictor.schemes)}, "
+                           f"not {scheme}")
+        self.scheme: Scheme = get_scheme(scheme or self._predictor.schemes[0])
+        self.input_size = self._predictor.input_size
+
+    def points(self, image: np.ndarray, square: geometry.Square) -> np.ndarray:
+        """(K, 2) points in image pixels of the face framed by `square` in an RGB image."""
+        matrix = geometry.crop_matrix(square, self.input_size)
+        crop = geometry.warp(image, matrix, self.input_size).astype(np.float32)
+        out = self._predictor.predict(crop[None])[self.scheme.name][0].astype(np.float64)
+        return geometry.transform_points(out * self.input_size, geometry.invert(matrix))

@@ -1,0 +1,144 @@
+"""Tracking as MediaPipe's face mesh does it: the last frame's landmarks place the next crop.
+
+The crop of a tracked face is the training crop around the box of its previous (raw,
+unsmoothed) landmarks, which frames the face better than a detector box does and costs no
+search of the whole frame. Our landmark model gives no confidence of its own (MediaPipe's
+gives a face-presence score), so each frame two proxies decide whether the face is
+still there, and the track ends when either says no:
+
+* the landmarks must look like a face framed as in training (`lost`): a regression model
+  returns some shape whatever it is shown, but off a face the shape shrinks or drifts
+  from the crop's centre or out of the image;
+* BlazeFace, run on the crop alone (where the face fills the input, about 1 ms), must
+  find a face with at least TRACK_MIN_SCORE, a lower bar than for finding a face in the
+  first place, as MediaPipe's min_tracking_confidence is, so that a known face turning
+  to a large yaw keeps its track while an empty crop loses it.
+
+The whole frame is searched when no face is tracked, and every `redetect_every` frames
+while fewer than `max_faces` are, for faces that came into view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from face_keypoints import geometry
+from face_keypoints.runtime.detector import BlazeFace, iou, landmark_square
+from face_keypoints.runtime.landmarker import Landmarker
+from face_keypoints.runtime.smoothing import OneEuroFilter, OneEuroParams
+
+# A face framed as in training has a landmark box of 1 / MODEL_SCALE = 0.8 of the crop;
+# off-face crops make the predicted shape shrink or drift off centre. The bounds are wide
+# around 0.8 so that real faces, expressions and poses keep their track.
+SIDE_RANGE = (0.6, 1.05)
+MAX_OFFSET = 0.15  # landmark box centre from the crop centre, in crop sides
+MIN_INSIDE = 0.5  # fraction of the points that must lie inside the image
+TRACK_MIN_SCORE = 0.3  # detector score on the crop that keeps a track
+MATCH_IOU = 0.3  # a detection and a track are one face above this crop overlap
+SAME_FACE_IOU = 0.5  # two tracks above this crop overlap have converged on one face
+
+
+def crop_square(points: np.ndarray) -> geometry.Square:
+    """The training crop around landmarks: the next frame's crop for a tracked face."""
+    return geometry.square_around(geometry.landmark_box(points), geometry.MODEL_SCALE)
+
+
+def lost(points: np.ndarray, square: geometry.Square, width: int, height: int) -> bool:
+    """True when landmarks predicted in `square` do not look like a face framed there."""
+    box = geometry.landmark_box(points)
+    side = max(box[2] - box[0], box[3] - box[1]) / square.side
+    offset = np.hypot((box[0] + box[2]) / 2 - square.cx, (box[1] + box[3]) / 2 - square.cy)
+    inside = np.mean((points[:, 0] >= 0) & (points[:, 0] <= width - 1)
+                     & (points[:, 1] >= 0) & (points[:, 1] <= height - 1))
+    return (not SIDE_RANGE[0] <= side <= SIDE_RANGE[1] or offset / square.side > MAX_OFFSET
+            or inside < MIN_INSIDE)
+
+
+def _corners(square: geometry.Square) -> np.ndarray:
+    half = square.side / 2.0
+    return np.array([square.cx - half, square.cy - half, square.cx + half, square.cy + half])
+
+
+@dataclass
+class Track:
+    """One face followed through a stream.
+
+    `points` are the model's raw points (they place the next crop); `output` the smoothed
+    ones reported; `score` the detector's score for the face in the latest frame.
+    """
+
+    points: np.ndarray
+    output: np.ndarray
+    score: float
+    smoother: OneEuroFilter | None
+
+
+class Tracker:
+    """Faces of a stream of frames, one `step` per frame."""
+
+    def __init__(self, detector: BlazeFace, landmarker: Landmarker,
+                 max_faces: int | None = None, redetect_every: int = 10,
+                 smoothing: OneEuroParams | None = None) -> None:
+        if redetect_every < 1:
+            raise ValueError(f"redetect_every {redetect_every}: must be at least 1")
+        self.detector, self.landmarker = detector, landmarker
+        self.max_faces, self.redetect_every, self.smoothing = max_faces, redetect_every, smoothing
+        self.tracks: list[Track] = []
+        self._since_detection = 0
+
+    def reset(self) -> None:
+        """Forget every face: the next frame starts from a detection."""
+        self.tracks = []
+        self._since_detection = 0
+
+    def step(self, frame: np.ndarray, time: float) -> list[Track]:
+        """Follow the tracked faces into `frame` (RGB) at `time` seconds; find new ones."""
+        height, width = frame.shape[:2]
+        kept: list[Track] = []
+        for track in self.tracks:
+            square = crop_square(track.points)
+            points = self.landmarker.points(frame, square)
+            if lost(points, square, width, height):
+                continue
+            found = self.detector.detect(frame, square, min_score=TRACK_MIN_SCORE)
+            if found:
+                track.points, track.score = points, found[0].score
+                kept.append(track)
+        self.tracks = self._distinct(kept)
+        self._since_detection += 1
+        room = self.max_faces is None or len(self.tracks) < self.max_faces
+        if not self.tracks or (room and self._since_detection >= self.redetect_every):
+            self._add_new_faces(frame)
+            self._since_detection = 0
+        for track in self.tracks:
+            scale = float(np.ptp(track.points, axis=0).max())
+            track.output = (track.points if track.smoother is None
+                            else track.smoother(track.points, time, scale))
+        return self.tracks
+
+    def _add_new_faces(self, frame: np.ndarray) -> None:
+        """Start a track for each detected face that no track follows yet."""
+        followed = [_corners(crop_square(t.points)) for t in self.tracks]
+        for detection in self.detector.detect(frame):
+            if self.max_faces is not None and len(self.tracks) >= self.max_faces:
+                break
+            square = landmark_square(detection)
+            if followed and iou(_corners(square), np.array(followed)).max() > MATCH_IOU:
+                continue
+            points = self.landmarker.points(frame, square)
+            smoother = None if self.smoothing is None else OneEuroFilter(self.smoothing)
+            self.tracks.append(Track(points, points, detection.score, smoother))
+            followed.append(_corners(square))
+
+    @staticmethod
+    def _distinct(tracks: list[Track]) -> list[Track]:
+        """Drop a track whose crop overlaps an earlier (older) one's: they follow one face."""
+        kept: list[Track] = []
+        for track in tracks:
+            box = _corners(crop_square(track.points))
+            others = np.array([_corners(crop_square(k.points)) for k in kept])
+            if not kept or iou(box, others).max() <= SAME_FACE_IOU:
+                kept.append(track)
+        return kept

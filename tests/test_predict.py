@@ -1,0 +1,291 @@
+"""`face-keypoints predict` and FaceLandmarker on the sample photo, real fixture faces and
+every bad input of the spec.
+
+Tests that run the landmark model use the default model shipped in the package and skip,
+saying so, while none is shipped. Bad inputs are made in tmp_path from real fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import FIXTURES, REPO, tree_digest
+from PIL import Image
+
+from face_keypoints.errors import BadInput
+from face_keypoints.models import default_model_path
+from face_keypoints.video import VideoWriter, shaken_clip
+
+SAMPLE = REPO / "examples" / "astronaut.jpg"
+AFW = sorted((FIXTURES / "300w" / "afw").glob("*.jpg"))
+
+
+def _missing_model() -> str | None:
+    """Why the shipped default landmark model cannot be used, or None when it can."""
+    try:
+        default_model_path()
+    except BadInput as err:
+        return str(err)
+    return None
+
+
+_MISSING = _missing_model()
+needs_model = pytest.mark.skipif(_MISSING is not None,
+                                 reason=f"needs the shipped default landmark model: {_MISSING}")
+
+
+def _pts(path: Path) -> np.ndarray:
+    lines = path.with_suffix(".pts").read_text().splitlines()
+    return np.array([[float(v) for v in line.split()] for line in lines[3:71]])
+
+
+def _failed(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("failed ")]
+
+
+def _check_face(face: dict) -> None:
+    assert set(face) == {"box", "score", "scheme", "points"}
+    assert face["scheme"] == "ibug68"
+    assert len(face["box"]) == 4 and 0.0 < face["score"] <= 1.0
+    points = np.array(face["points"])
+    assert points.shape == (68, 2)
+    x0, y0, x1, y1 = face["box"]
+    np.testing.assert_allclose([x0, y0, x1, y1], [*points.min(axis=0), *points.max(axis=0)],
+                               atol=0.011)
+
+
+def _clip(path: Path, frames: int, fourcc: str = "mp4v") -> None:
+    photo = np.asarray(Image.open(AFW[0]).convert("RGB"))
+    if fourcc == "mp4v":
+        writer = VideoWriter(path, 25.0, 640, 480)
+        for frame, _ in shaken_clip(photo, frames):
+            writer.write(frame)
+        writer.close()
+        return
+    raw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25.0, (640, 480))
+    for frame, _ in shaken_clip(photo, frames):
+        raw.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    raw.release()
+
+
+def test_the_default_model_is_found_or_missing_in_one_clear_line() -> None:
+    try:
+        path = default_model_path()
+    except BadInput as err:
+        assert "\n" not in str(err) and "--model" in str(err)
+    else:
+        assert path.suffix == ".tflite" and path.is_file()
+        assert (path.parent / "model.json").is_file()
+
+
+def test_a_model_that_is_not_there_is_one_error_line(run_cli, tmp_path: Path) -> None:
+    result = run_cli("predict", SAMPLE, "--model", tmp_path / "none.tflite")
+    assert result.code == 2
+    assert result.err.strip().count("\n") == 0 and "no such model file" in result.err
+
+
+def test_nothing_to_do_is_an_error(run_cli) -> None:
+    result = run_cli("predict")
+    assert result.code == 2 and "nothing to do" in result.err
+
+
+@needs_model
+def test_the_sample_photo_gives_one_face_a_json_and_an_annotated_copy(run_cli,
+                                                                       tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_cli("predict", SAMPLE, "--output", out)
+    assert result.code == 0, result.err
+    assert result.out.strip() == f"{SAMPLE}: 1 face"
+    record = json.loads((out / "astronaut.json").read_text())
+    assert set(record) == {"image", "width", "height", "faces"}
+    assert (record["image"], record["width"], record["height"]) == (str(SAMPLE), 512, 512)
+    (face,) = record["faces"]
+    _check_face(face)
+    x0, y0, x1, y1 = face["box"]  # Eileen Collins' face in the NASA portrait
+    assert 150 < x0 < x1 < 300 and 60 < y0 < y1 < 210
+    annotated = np.asarray(Image.open(out / "astronaut.png").convert("RGB"))
+    original = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    assert annotated.shape == original.shape
+    changed = np.abs(annotated.astype(int) - original).sum(axis=2) > 60
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 300 and x0 - 5 <= xs.min() and xs.max() <= x1 + 5
+    assert y0 - 5 <= ys.min() and ys.max() <= y1 + 5
+
+
+@needs_model
+def test_json_prints_one_object_per_input_and_matches_the_python_api(run_cli) -> None:
+    from face_keypoints import FaceLandmarker
+
+    result = run_cli("predict", SAMPLE, AFW[0], "--json")
+    assert result.code == 0, result.err
+    lines = result.out.strip().splitlines()
+    assert len(lines) == 2
+    records = [json.loads(line) for line in lines]
+    assert [r["image"] for r in records] == [str(SAMPLE), str(AFW[0])]
+    faces = FaceLandmarker().detect(SAMPLE)
+    assert [f.to_dict() for f in faces] == records[0]["faces"]
+    assert faces[0].points.shape == (68, 2) and faces[0].scheme == "ibug68"
+
+
+@needs_model
+def test_points_on_real_faces_are_near_the_annotation(run_cli) -> None:
+    """NME (inter-ocular) of detect -> crop -> model against the 300-W .pts."""
+    result = run_cli("predict", *AFW, "--json")
+    assert result.code == 0, result.err
+    for path, line in zip(AFW, result.out.strip().splitlines(), strict=True):
+        truth = _pts(path)
+        ocular = np.linalg.norm(truth[36] - truth[45])
+        errors = [np.linalg.norm(np.array(f["points"]) - truth, axis=1).mean() / ocular
+                  for f in json.loads(line)["faces"]]
+        assert min(errors) < 0.10, (path.name, errors)
+
+
+@needs_model
+def test_grayscale_rgba_and_huge_images_give_the_same_face(run_cli, tmp_path: Path) -> None:
+    source = Image.open(AFW[0]).convert("RGB")
+    source.convert("L").save(tmp_path / "gray.png")
+    rgba = source.convert("RGBA")
+    rgba.putalpha(255)
+    rgba.save(tmp_path / "rgba.png")
+    factor = 4000 / max(source.size)
+    source.resize((round(source.width * factor), round(source.height * factor)),
+                  Image.BILINEAR).save(tmp_path / "huge.jpg", quality=90)
+    result = run_cli("predict", AFW[0], tmp_path / "gray.png", tmp_path / "rgba.png",
+                     tmp_path / "huge.jpg", "--json")
+    assert result.code == 0, result.err
+    base, gray, rgba_, huge = (json.loads(line) for line in result.out.strip().splitlines())
+    truth = np.array(base["faces"][0]["points"])
+    ocular = np.linalg.norm(truth[36] - truth[45])
+    for record, scale in ((gray, 1.0), (rgba_, 1.0), (huge, factor)):
+        assert len(record["faces"]) == len(base["faces"])
+        points = (np.array(record["faces"][0]["points"]) + 0.5) / scale - 0.5
+        assert np.linalg.norm(points - truth, axis=1).mean() < 0.05 * ocular
+    assert huge["width"] == round(source.width * factor)
+
+
+@needs_model
+def test_an_image_without_a_face_gives_no_faces_and_exit_0(run_cli, tmp_path: Path) -> None:
+    Image.fromarray(np.full((240, 320, 3), 128, np.uint8)).save(tmp_path / "wall.png")
+    result = run_cli("predict", tmp_path / "wall.png", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["faces"] == []
+
+
+@needs_model
+@pytest.mark.parametrize("damage", ["truncated", "not_an_image", "empty", "missing"])
+def test_a_bad_image_is_one_line_and_the_rest_are_processed(run_cli, tmp_path: Path,
+                                                           damage: str) -> None:
+    bad = tmp_path / "bad.jpg"
+    if damage == "truncated":
+        data = AFW[0].read_bytes()
+        bad.write_bytes(data[: len(data) // 3])
+    elif damage == "not_an_image":
+        bad.write_text("version: 1\nthis is not a picture\n")
+    elif damage == "empty":
+        bad.write_bytes(b"")
+    result = run_cli("predict", bad, SAMPLE, "--output", tmp_path / "out")
+    assert result.code == 1
+    (line,) = _failed(result.err)
+    assert line.startswith(f"failed {bad}: ")
+    assert result.err.strip() == line
+    assert (tmp_path / "out" / "astronaut.json").is_file()
+    assert not (tmp_path / "out" / "bad.json").exists()
+
+
+@needs_model
+def test_an_empty_folder_is_one_line(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no pictures here")
+    result = run_cli("predict", tmp_path / "empty", SAMPLE, "--json")
+    assert result.code == 1
+    assert _failed(result.err) == [f"failed {tmp_path / 'empty'}: no images or videos in "
+                                   "this folder"]
+    assert len(result.out.strip().splitlines()) == 1
+
+
+@needs_model
+def test_a_folder_is_searched_recursively_and_outputs_inside_it_are_not_inputs(
+        run_cli, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    (photos / "trip").mkdir(parents=True)
+    shutil.copy(AFW[0], photos / "a.jpg")
+    shutil.copy(AFW[1], photos / "trip" / "a.jpg")
+    for _ in range(2):
+        result = run_cli("predict", photos, "--output", photos / "out")
+        assert result.code == 0, result.err
+        assert len(result.out.strip().splitlines()) == 2
+    assert sorted(p.relative_to(photos / "out").as_posix()
+                  for p in (photos / "out").rglob("*")) == [
+        "a.json", "a.png", "trip", "trip/a.json", "trip/a.png"]
+
+
+@needs_model
+def test_an_output_that_would_overwrite_an_input_is_refused(run_cli, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(AFW[0], folder / "face.png")
+    shutil.copy(AFW[1], folder / "other.jpg")
+    before = tree_digest(folder)
+    result = run_cli("predict", folder, "--output", folder)
+    assert result.code == 2
+    assert "would overwrite the input" in result.err and result.err.count("\n") == 1
+    assert tree_digest(folder) == before
+
+
+@needs_model
+def test_a_video_is_tracked_frame_by_frame(run_cli, tmp_path: Path) -> None:
+    _clip(tmp_path / "clip.mp4", 20)
+    result = run_cli("predict", tmp_path / "clip.mp4", "--output", tmp_path / "out", "--json")
+    assert result.code == 0, result.err
+    record = json.loads(result.out)
+    assert set(record) == {"video", "width", "height", "fps", "frames"}
+    assert (record["width"], record["height"], record["fps"]) == (640, 480, 25.0)
+    assert [f["frame"] for f in record["frames"]] == list(range(20))
+    for frame in record["frames"]:
+        (face,) = frame["faces"]
+        _check_face(face)
+    assert json.loads((tmp_path / "out" / "clip.json").read_text()) == record
+    written = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4"))
+    assert written.get(cv2.CAP_PROP_FRAME_COUNT) == 20
+
+
+@needs_model
+def test_videos_that_cannot_be_opened_or_end_early_are_one_line_each(run_cli,
+                                                                     tmp_path: Path) -> None:
+    _clip(tmp_path / "whole.avi", 16, "MJPG")
+    data = (tmp_path / "whole.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.mp4").write_text("not a video")
+    result = run_cli("predict", tmp_path / "cut.avi", tmp_path / "text.mp4", SAMPLE,
+                     "--output", tmp_path / "out")
+    assert result.code == 1
+    cut, text = _failed(result.err)
+    assert cut.startswith(f"failed {tmp_path / 'cut.avi'}: the video ended early: ")
+    assert text == (f"failed {tmp_path / 'text.mp4'}: cannot be opened as a video (not a "
+                    "video file, or a damaged one)")
+    assert len(result.err.strip().splitlines()) == 2
+    kept = json.loads((tmp_path / "out" / "cut.json").read_text())
+    assert 0 < len(kept["frames"]) < 16
+    assert (tmp_path / "out" / "astronaut.json").is_file()
+
+
+@needs_model
+def test_a_missing_camera_is_one_line(run_cli, tmp_path: Path) -> None:
+    result = run_cli("predict", "--camera", "57", SAMPLE, "--json")
+    assert result.code == 1
+    assert _failed(result.err) == ["failed camera 57: cannot be opened (no such camera, or "
+                                   "it is busy)"]
+    assert len(result.out.strip().splitlines()) == 1
+
+
+@needs_model
+def test_max_faces_keeps_the_best_faces(run_cli) -> None:
+    two = FIXTURES / "300w" / "afw" / "261068_1.jpg"
+    everything = json.loads(run_cli("predict", two, "--json").out)["faces"]
+    best = json.loads(run_cli("predict", two, "--json", "--max-faces", "1").out)["faces"]
+    assert len(best) == 1 and best[0] == max(everything, key=lambda f: f["score"])
