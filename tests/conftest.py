@@ -35,6 +35,24 @@ def needs_shared(*parts: str) -> pytest.MarkDecorator:
     )
 
 
+def _missing_model() -> str | None:
+    """Why the shipped default landmark model cannot be used, or None when it can."""
+    from face_keypoints.errors import BadInput
+    from face_keypoints.models import default_model_path
+
+    try:
+        default_model_path()
+    except BadInput as err:
+        return str(err)
+    return None
+
+
+_MISSING_MODEL = _missing_model()
+needs_model = pytest.mark.skipif(
+    _MISSING_MODEL is not None,
+    reason=f"needs the shipped default landmark model: {_MISSING_MODEL}")
+
+
 def tree_digest(root: Path) -> str:
     """A hash of every path, file mode and file content under `root`."""
     digest = hashlib.sha256()

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES, REPO, tree_digest
+from conftest import FIXTURES, REPO, needs_model, tree_digest
 from PIL import Image
 
 from face_keypoints.errors import BadInput
@@ -25,18 +25,6 @@ SAMPLE = REPO / "examples" / "astronaut.jpg"
 AFW = sorted((FIXTURES / "300w" / "afw").glob("*.jpg"))
 
 
-def _missing_model() -> str | None:
-    """Why the shipped default landmark model cannot be used, or None when it can."""
-    try:
-        default_model_path()
-    except BadInput as err:
-        return str(err)
-    return None
-
-
-_MISSING = _missing_model()
-needs_model = pytest.mark.skipif(_MISSING is not None,
-                                 reason=f"needs the shipped default landmark model: {_MISSING}")
 
 
 def _pts(path: Path) -> np.ndarray:

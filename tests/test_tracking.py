@@ -5,30 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, needs_model
 
 from face_keypoints import geometry
 from face_keypoints.data.images import read_rgb
-from face_keypoints.errors import BadInput
-from face_keypoints.models import default_model_path
 from face_keypoints.runtime.smoothing import OneEuroFilter, OneEuroParams
 from face_keypoints.runtime.tracker import crop_square, lost
 from face_keypoints.schemes import get_scheme
 from face_keypoints.video import shaken_clip
 
-
-def _missing_model() -> str | None:
-    """Why the shipped default landmark model cannot be used, or None when it can."""
-    try:
-        default_model_path()
-    except BadInput as err:
-        return str(err)
-    return None
-
-
-_MISSING = _missing_model()
-needs_model = pytest.mark.skipif(_MISSING is not None,
-                                 reason=f"needs the shipped default landmark model: {_MISSING}")
 PHOTO = FIXTURES / "300w" / "afw" / "261068_1.jpg"
 
 
