@@ -48,6 +48,7 @@ import numpy as np
 from face_keypoints import geometry
 from face_keypoints.data.images import read_rgb
 from face_keypoints.runtime.detector import FULL_RANGE, BlazeFace, Detection, landmark_square
+from face_keypoints.schemes import IBUG68
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FRAME = (640, 480)
@@ -314,7 +315,7 @@ def _crop_nme(model: str, detector: BlazeFace, constant: np.ndarray) -> dict:
     for image_path in sorted((SHARED / "300w" / "afw").glob("*.jpg")):
         image, points = read_rgb(image_path), _pts(image_path.with_suffix(".pts"))
         eyes = np.stack([points[36:42].mean(axis=0), points[42:48].mean(axis=0)])
-        ocular = float(np.linalg.norm(points[36] - points[45]))
+        ocular = float(np.linalg.norm(np.subtract(*points[list(IBUG68.outer_eyes)])))
         found = [d for d in detector.detect(image)
                  if np.linalg.norm(d.keypoints[:2] - eyes, axis=1).max()
                  < 0.5 * np.linalg.norm(eyes[0] - eyes[1])]

@@ -19,6 +19,7 @@ from PIL import Image
 
 from face_keypoints.errors import BadInput
 from face_keypoints.models import default_model_path
+from face_keypoints.schemes import IBUG68
 from face_keypoints.video import VideoWriter, shaken_clip
 
 SAMPLE = REPO / "examples" / "astronaut.jpg"
@@ -127,7 +128,7 @@ def test_points_on_real_faces_are_near_the_annotation(run_cli) -> None:
     assert result.code == 0, result.err
     for path, line in zip(AFW, result.out.strip().splitlines(), strict=True):
         truth = _pts(path)
-        ocular = np.linalg.norm(truth[36] - truth[45])
+        ocular = np.linalg.norm(np.subtract(*truth[list(IBUG68.outer_eyes)]))
         errors = [np.linalg.norm(np.array(f["points"]) - truth, axis=1).mean() / ocular
                   for f in json.loads(line)["faces"]]
         assert min(errors) < 0.10, (path.name, errors)
@@ -148,7 +149,7 @@ def test_grayscale_rgba_and_huge_images_give_the_same_face(run_cli, tmp_path: Pa
     assert result.code == 0, result.err
     base, gray, rgba_, huge = (json.loads(line) for line in result.out.strip().splitlines())
     truth = np.array(base["faces"][0]["points"])
-    ocular = np.linalg.norm(truth[36] - truth[45])
+    ocular = np.linalg.norm(np.subtract(*truth[list(IBUG68.outer_eyes)]))
     for record, scale in ((gray, 1.0), (rgba_, 1.0), (huge, factor)):
         assert len(record["faces"]) == len(base["faces"])
         points = (np.array(record["faces"][0]["points"]) + 0.5) / scale - 0.5

@@ -22,7 +22,7 @@ from PIL import Image
 from face_keypoints.data.cache import open_cache
 from face_keypoints.data.face import ABSENT
 from face_keypoints.prepare import prepare
-from face_keypoints.schemes import get_scheme
+from face_keypoints.schemes import IBUG68, get_scheme
 
 WFLW_LIST = Path("WFLW_annotations/list_98pt_rect_attr_train_test/list_98pt_rect_attr_test.txt")
 
@@ -152,7 +152,7 @@ def test_eye_corners_land_inside_the_crop_on_the_eyes(run_cli, tmp_path: Path) -
             x, y = points[corner]
             assert 0 <= x < cache.size and 0 <= y < cache.size
         # Face framed in the middle: eyes in the upper half, chin in the lower half.
-        right, left = points[36], points[45]
+        right, left = points[list(IBUG68.outer_eyes)]
         assert right[0] < cache.size / 2 < left[0]
         assert right[1] < cache.size / 2 and left[1] < cache.size / 2
         assert points[8][1] > cache.size / 2
