@@ -91,11 +91,10 @@ class _Subject:
 
 def _tflite_subject(name: str, path: Path, threads: int, graph: Graph) -> _Subject:
     """A LiteRT interpreter with its inputs filled once; init is open + allocate."""
-    from ai_edge_litert.interpreter import Interpreter
+    from face_keypoints.runtime.predictor import open_interpreter
 
     start = time.perf_counter_ns()
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
+    interpreter = open_interpreter(path, threads)
     init_us = (time.perf_counter_ns() - start) / 1000.0
     rng = np.random.default_rng(0)
     for detail in interpreter.get_input_details():

@@ -138,14 +138,10 @@ class BlazeFace:
     def __init__(self, path: str | Path | None = None, spec: SsdSpec = SHORT_RANGE,
                  threads: int | None = 1, min_score: float | None = None,
                  iou_threshold: float = 0.3) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        from face_keypoints.runtime.predictor import open_interpreter
 
         path = detector_model_path() if path is None else Path(path)
-        try:
-            self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as err:
-            raise BadInput(f"{path}: not a loadable TFLite model: {err}") from None
+        self._interpreter = open_interpreter(path, threads)
         self.spec = spec
         (image,) = self._interpreter.get_input_details()
         if tuple(image["shape"]) != (1, spec.size, spec.size, 3):

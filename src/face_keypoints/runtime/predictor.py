@@ -87,14 +87,8 @@ class TFLitePredictor:
     kind = "tflite"
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         card = _read_model_json(path.parent / MODEL_JSON)
-        try:
-            self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as err:
-            raise BadInput(f"{path}: not a loadable TFLite model: {_first_line(err)}") from None
+        self._interpreter = open_interpreter(path, threads)
         self.path = path
         (image,) = self._interpreter.get_input_details()
         self._input = image["index"]
@@ -123,6 +117,18 @@ class TFLitePredictor:
             for scheme, (index, k) in self._outputs.items():
                 out[scheme][i] = self._interpreter.get_tensor(index).reshape(k, 2)
         return out
+
+
+def open_interpreter(path: Path, threads: int | None = None):
+    """A LiteRT interpreter with its tensors allocated; BadInput when `path` is no model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as err:
+        raise BadInput(f"{path}: not a loadable TFLite model: {_first_line(err)}") from None
+    return interpreter
 
 
 def _read_model_json(path: Path) -> dict:
