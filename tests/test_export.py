@@ -1,6 +1,7 @@
 """The export verb end to end on a tiny random model and a three-face cache of the
-repository's 300-W fixtures: the files and model.json it writes, parity figures, refusal
-to overwrite, the GPU check's exit code 3, and one-line errors (exit 2) for bad input."""
+repository's 300-W fixtures: the files and model.json it writes (the .tflite files and a
+copy of the .keras), parity figures, refusal to overwrite, the GPU check's exit code 3,
+and one-line errors (exit 2) for bad input."""
 
 from __future__ import annotations
 
@@ -87,22 +88,48 @@ def exported(work: Path, run_dir: Path, cache: Path) -> tuple[Path, str]:
     return work / "out", out
 
 
-def test_writes_one_file_per_precision_and_model_json(exported: tuple[Path, str],
-                                                      run_dir: Path):
-    folder, _ = exported
+def test_writes_one_file_per_precision_a_keras_copy_and_model_json(
+        exported: tuple[Path, str], run_dir: Path):
+    folder, out = exported
     card = json.loads((folder / "model.json").read_text())
-    assert list(card["files"]) == ["fp32", "fp16", "int8"]
+    assert list(card["files"]) == ["fp32", "fp16", "int8", "keras"]
     for precision, entry in card["files"].items():
         path = folder / entry["file"]
-        assert entry["file"] == f"{NAME}_{precision}.tflite"
+        suffix = ".keras" if precision == "keras" else f"_{precision}.tflite"
+        assert entry["file"] == f"{NAME}{suffix}"
         assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert entry["size_bytes"] == path.stat().st_size
         assert "input_dtype" not in entry  # float input and output in every file here
+    keras_copy = folder / f"{NAME}.keras"
+    assert keras_copy.read_bytes() == (run_dir / "best.keras").read_bytes()
+    assert keras_copy.stat().st_mode & 0o777 == 0o644
+    assert f"wrote {keras_copy}" in out
     assert card["source_run"] == str(run_dir.resolve())
     assert card["input"]["size"] == SIZE
     assert not list(folder.glob(".export-*")), "staging folder left behind"
+    assert {p.name for p in folder.iterdir()} == {
+        *(e["file"] for e in card["files"].values()), "model.json"}
     sizes = {p: card["files"][p]["size_bytes"] for p in card["files"]}
     assert sizes["int8"] < sizes["fp16"] < sizes["fp32"]
+
+
+def test_the_keras_copy_loads_and_exports_again_naming_the_first_run(
+        exported: tuple[Path, str], run_dir: Path, work: Path):
+    from face_keypoints.runtime import load_predictor
+
+    folder, _ = exported
+    copy = load_predictor(folder / f"{NAME}.keras")
+    original = load_predictor(run_dir / "best.keras")
+    assert copy.kind == "keras" and copy.schemes == original.schemes == ["ibug68"]
+    images = np.random.default_rng(2).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
+    np.testing.assert_array_equal(copy.predict(images)["ibug68"],
+                                  original.predict(images)["ibug68"])
+    code, _, err = _cli("export", "--model", folder / f"{NAME}.keras", "--output",
+                        work / "again", "--precision", "fp32")
+    assert code == 0, err
+    card = json.loads((work / "again" / "model.json").read_text())
+    assert card["source_run"] == str(run_dir.resolve())  # not the first export's folder
+    assert list(card["files"]) == ["fp32", "keras"]
 
 
 def test_prints_gpu_verdicts_and_parity(exported: tuple[Path, str]):
@@ -144,7 +171,20 @@ def test_int8_io_records_quantization_and_overwrites_when_asked(work: Path, run_
     code, _, err = _cli("export", "--model", run_dir / "best.keras", "--output", folder,
                         "--precision", "fp32", "--overwrite")
     assert code == 0, err
-    assert list(json.loads((folder / "model.json").read_text())["files"]) == ["fp32"]
+    assert list(json.loads((folder / "model.json").read_text())["files"]) == ["fp32", "keras"]
+
+
+def test_a_keras_copy_already_there_is_not_replaced_without_overwrite(work: Path,
+                                                                     run_dir: Path):
+    folder = work / "keras_taken"
+    folder.mkdir()
+    (folder / f"{NAME}.keras").write_bytes(b"someone else's")
+    code, _, err = _cli("export", "--model", run_dir / "best.keras", "--output", folder,
+                        "--precision", "fp32")
+    assert code == 2
+    assert f"{NAME}.keras already there" in _one_error_line(err)
+    assert [p.name for p in folder.iterdir()] == [f"{NAME}.keras"]
+    assert (folder / f"{NAME}.keras").read_bytes() == b"someone else's"
 
 
 def test_an_op_the_gpu_lacks_fails_with_exit_3(work: Path, run_dir: Path):

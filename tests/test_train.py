@@ -154,6 +154,39 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(afw_cache: Path, tmp_path:
 
 
 @needs_shared("300w", "afw")
+def test_qat_epochs_added_to_a_finished_run_leave_best_keras_on_the_int8_grid(
+        afw_cache: Path, tmp_path: Path) -> None:
+    import keras
+
+    from face_keypoints.model.quantize import off_grid
+
+    run = tmp_path / "qat"
+    config = tmp_path / "short.yaml"
+    config.write_text(yaml.safe_dump({"steps_per_epoch": 3, "epochs": 2}))
+    command = _train_command(afw_cache, run, "--config", str(config))
+    assert subprocess.run(command, capture_output=True, text=True).returncode == 0
+    float_model = (run / "best.keras").read_bytes()
+
+    extended = subprocess.run([*command, "--resume", "--qat-epochs", "2"],
+                              capture_output=True, text=True)
+    assert extended.returncode == 0, extended.stderr
+    assert "epoch 4 (int8 grid)" in extended.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["qat_epochs_run"] == 2 and metrics["epochs_run"] == 4
+    assert [h["phase"] for h in metrics["history"]] == ["float", "float", "qat", "qat"]
+    assert metrics["best_epoch"] in (3, 4)
+    assert (run / "best_float.keras").read_bytes() == float_model
+    assert off_grid(keras.models.load_model(run / "best_float.keras")) > 0.3
+    assert off_grid(keras.models.load_model(run / "best.keras")) < 1e-3
+    assert TrainConfig.load(run / "config.yaml").qat_epochs == 2
+    assert "phase" in (run / "log.csv").read_text().splitlines()[0]
+
+    again = subprocess.run([*command, "--resume", "--qat-epochs", "2"],
+                           capture_output=True, text=True)
+    assert again.returncode == 2 and "finished" in again.stderr
+
+
+@needs_shared("300w", "afw")
 def test_benchmark_input_reports_pipeline_and_training_speed(afw_cache: Path) -> None:
     done = subprocess.run(
         [*CLI, "train", "--data", str(afw_cache), "--val", str(afw_cache), "--output",

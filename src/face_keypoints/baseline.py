@@ -45,11 +45,16 @@ class MeanShapePredictor:
 
     kind = "mean-shape"
 
-    def __init__(self, train: Cache, input_size: int, schemes: list[str] | None = None) -> None:
-        self.path = Path(f"mean shape of {train.path.name}")
+    def __init__(self, train: Cache | list[Cache], input_size: int,
+                 schemes: list[str] | None = None) -> None:
+        """The mean over the training faces (Cache.indices("train")) of one or more caches;
+        `schemes` defaults to the first cache's."""
+        caches = train if isinstance(train, list) else [train]
+        self.path = Path(f"mean shape of {'+'.join(c.path.name for c in caches)}")
         self.input_size = input_size
-        self.schemes = schemes or [train.scheme.name]
-        self.shapes = mean_shapes([(train, train.indices("train"))], self.schemes, input_size)
+        self.schemes = schemes or [caches[0].scheme.name]
+        self.shapes = mean_shapes([(c, c.indices("train")) for c in caches], self.schemes,
+                                  input_size)
 
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
         return {name: np.repeat(shape[None], len(images), axis=0)

@@ -8,7 +8,8 @@ avg, std, median and p90 in microseconds. Inputs are filled once; only `invoke` 
 With `compare`, MediaPipe's face_landmark.tflite (on the same LiteRT interpreter and
 thread count) and dlib's 68-point predictor (single-threaded by design) are measured in
 the same process, interleaved with ours: every round runs each model once, in a rotating
-order, so a change of machine load falls on all of them alike.
+order, so a change of machine load falls on all of them alike. `benchmark_models` does the
+same for several of our files at once (e.g. every precision of one export).
 """
 
 from __future__ import annotations
@@ -136,20 +137,46 @@ def benchmark(model: str | Path, threads: int = 1, runs: int = 50, warmup: int =
               compare: bool = False) -> dict:
     """Measure the exported .tflite at `model` (and the peers with `compare`).
 
-    The model goes through the same checks as evaluate and predict (model.json beside
-    it, input size as it says), so a figure here is for a file those verbs accept.
+    `model` may be `default` or `default:fp32|fp16|int8`, the shipped model. It goes
+    through the same checks as evaluate and predict (model.json beside it, input size as
+    it says), so a figure here is for a file those verbs accept.
     """
+    both = benchmark_models({"model": model}, threads, runs, warmup, compare)
+    result = both["models"]["model"]
+    if compare:
+        result["peers"] = both["peers"]
+    return result
+
+
+def benchmark_models(models: dict[str, str | Path], threads: int = 1, runs: int = 50,
+                     warmup: int = 5, compare: bool = False) -> dict:
+    """Measure several exported .tflite files (and the peers with `compare`) in one
+    interleaved run, so that they share whatever load the machine is under.
+
+    Returns {"models": {name: report}, "peers": {name: report or {"missing": why}}}; every
+    peer's report also has its avg and median time as a ratio of the first model's.
+    """
+    from face_keypoints.models import is_default, resolve_model
     from face_keypoints.runtime.predictor import load_predictor
 
-    model = Path(model)
+    if not models:
+        raise BadInput("nothing to benchmark")
+    if set(models) & {MEDIAPIPE, DLIB}:
+        raise BadInput(f"{MEDIAPIPE} and {DLIB} name the peers; call the models otherwise")
     if threads < 1 or runs < 1 or warmup < 0:
         raise BadInput("--threads and --runs must be >= 1 and --warmup >= 0")
-    if model.suffix != ".tflite":
-        raise BadInput(f"{model}: benchmark takes an exported .tflite file")
-    graph = read_graph(model)
-    load_predictor(model, threads)
-    ours = _tflite_subject("model", model, threads, graph)
-    subjects = [ours]
+    ours = []
+    for name, named in models.items():
+        model = resolve_model(named)
+        if model.suffix != ".tflite":
+            if is_default(named):
+                raise BadInput(f"{named}: benchmark measures .tflite files only; use "
+                               "default, default:fp32, default:fp16 or default:int8")
+            raise BadInput(f"{model}: benchmark takes an exported .tflite file")
+        graph = read_graph(model)
+        load_predictor(model, threads)
+        ours.append(_tflite_subject(name, model, threads, graph))
+    subjects = list(ours)
     missing: dict[str, str] = {}
     if compare:
         peers, missing = _peers(threads)
@@ -177,16 +204,15 @@ def benchmark(model: str | Path, threads: int = 1, runs: int = 50, warmup: int =
             "macs": subject.macs,
         }
 
-    result = report(ours)
-    if compare:
-        result["peers"] = {}
-        for subject in subjects[1:]:
-            peer = report(subject)
-            peer["avg_ratio"] = round(peer["avg_us"] / result["avg_us"], 3)
-            peer["median_ratio"] = round(peer["median_us"] / result["median_us"], 3)
-            result["peers"][subject.name] = peer
-        for name, reason in missing.items():
-            result["peers"][name] = {"missing": reason}
+    result: dict = {"models": {s.name: report(s) for s in ours}, "peers": {}}
+    first = result["models"][ours[0].name]
+    for subject in subjects[len(ours):]:
+        peer = report(subject)
+        peer["avg_ratio"] = round(peer["avg_us"] / first["avg_us"], 3)
+        peer["median_ratio"] = round(peer["median_us"] / first["median_us"], 3)
+        result["peers"][subject.name] = peer
+    for name, reason in missing.items():
+        result["peers"][name] = {"missing": reason}
     return result
 
 

@@ -69,7 +69,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="imagenet (download), none, or a local keras-applications .h5 file")
     p.add_argument("--seed", type=int)
     p.add_argument("--distribute", choices=DISTRIBUTE)
-    p.add_argument("--resume", action="store_true", help="continue an unfinished run")
+    p.add_argument("--qat-epochs", type=int,
+                   help="epochs of quantization-aware fine-tuning after the float epochs: "
+                        "weights trained on the int8 grid, so the int8 export keeps the "
+                        "float model's accuracy (a finished run can be resumed to add them)")
+    p.add_argument("--qat-learning-rate", type=float)
+    p.add_argument("--resume", action="store_true",
+                   help="continue an unfinished run, or add --qat-epochs to a finished one")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run")
     p.add_argument("--benchmark-input", action="store_true",
                    help="measure images/s of the input pipeline and of training, then stop")
@@ -78,7 +84,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 _TRAIN_FLAGS = ("data", "val", "epochs", "batch_size", "alpha", "depth", "input_size", "head",
-                "loss", "learning_rate", "backbone_weights", "seed", "distribute")
+                "loss", "learning_rate", "backbone_weights", "seed", "distribute", "qat_epochs",
+                "qat_learning_rate")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -115,8 +122,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                        description="NME (inter-ocular, inter-pupil, box), FR@10%, AUC@10% "
                                    "and subsets of a model on a cache's held-out faces "
                                    "(its val split, else its test split, else every face).")
-    p.add_argument("--model", required=True,
-                   help="a .keras model, or a .tflite with its model.json beside it")
+    p.add_argument("--model", required=True, metavar="MODEL",
+                   help="a .keras model, a .tflite with its model.json beside it, or the "
+                        "shipped model: default (fp16) or default:fp32|fp16|int8|keras")
     p.add_argument("--data", required=True, help="a cache made by prepare")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object on stdout instead of a table")
@@ -140,13 +148,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="convert a trained model to .tflite files for phones",
-                       description="Write DIR/<name>_<precision>.tflite for each precision "
-                                   "and DIR/model.json; check every op against the LiteRT "
+                       description="Write DIR/<name>_<precision>.tflite for each precision, "
+                                   "DIR/<name>.keras (a copy of the model) and "
+                                   "DIR/model.json; check every op against the LiteRT "
                                    "GPU delegate (exit 3 when any would fall back to the "
                                    "CPU); then print each file's NME beside the Keras "
                                    "model's.")
-    p.add_argument("--model", required=True, help="RUN_DIR/best.keras")
-    p.add_argument("--output", required=True, help="folder for the .tflite files and model.json")
+    p.add_argument("--model", required=True, metavar="MODEL",
+                   help="RUN_DIR/best.keras, or default (the shipped model's .keras, "
+                        "default:keras)")
+    p.add_argument("--output", required=True,
+                   help="folder for the .tflite files, the .keras copy and model.json")
     p.add_argument("--precision", nargs="+", default=["fp32", "fp16"], metavar="PRECISION",
                    help="fp32, fp16 (float16 weights, for the GPU delegate) and/or int8 "
                         "(full-integer, needs --representative); default fp32 fp16")
@@ -183,7 +195,9 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
                                    "microseconds), inferences/s, file size and MACs; with "
                                    "--compare, MediaPipe's face landmark model and dlib's "
                                    "68-point predictor measured in turn with it.")
-    p.add_argument("--model", required=True, help="a .tflite with its model.json beside it")
+    p.add_argument("--model", required=True, metavar="MODEL",
+                   help="a .tflite with its model.json beside it, or the shipped model: "
+                        "default (fp16) or default:fp32|fp16|int8")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
@@ -217,9 +231,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                                    "and the others go on (exit 1 if any failed).")
     p.add_argument("input", nargs="*", metavar="INPUT",
                    help="image files, folders (searched recursively) or video files")
-    p.add_argument("--model", metavar="FILE.tflite",
-                   help="a .tflite with its model.json beside it (default: the model shipped "
-                        "in the package)")
+    p.add_argument("--model", metavar="MODEL",
+                   help="a .tflite with its model.json beside it, or a .keras; default: the "
+                        "model shipped in the package at fp16 (also written default, or "
+                        "default:fp32|fp16|int8|keras for one of its files)")
     p.add_argument("--output", metavar="DIR",
                    help="folder for the annotated copies and JSON files")
     p.add_argument("--json", action="store_true",

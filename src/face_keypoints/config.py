@@ -18,7 +18,12 @@ DISTRIBUTE = ("none", "mirrored", "multiworker")
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on, so a run can be reproduced from its file."""
+    """Everything a training run depends on, so a run can be reproduced from its file.
+
+    `epochs` float epochs come first; `qat_epochs` more then fine-tune the best of them
+    with every kernel on the int8 grid (model/quantize.py), at `qat_learning_rate`
+    decaying to zero.
+    """
 
     data: list[str] = field(default_factory=list)
     val: str = ""
@@ -39,6 +44,8 @@ class TrainConfig:
     distribute: str = "none"
     steps_per_epoch: int = 0
     augment: dict = field(default_factory=dict)
+    qat_epochs: int = 0
+    qat_learning_rate: float = 1e-4
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,5 +82,7 @@ class TrainConfig:
             raise BadInput("--val: give a validation cache")
         if self.epochs < 1 or self.batch_size < 1:
             raise BadInput("--epochs and --batch-size must be at least 1")
+        if self.qat_epochs < 0 or self.qat_learning_rate <= 0:
+            raise BadInput("--qat-epochs must be >= 0 and --qat-learning-rate > 0")
         if self.distribute not in DISTRIBUTE:
             raise BadInput(f"--distribute {self.distribute}: choose {', '.join(DISTRIBUTE)}")

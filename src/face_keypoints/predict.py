@@ -25,6 +25,7 @@ import numpy as np
 from face_keypoints import draw
 from face_keypoints.errors import BadInput
 from face_keypoints.fileio import write_atomic, write_json_atomic, write_text_atomic
+from face_keypoints.models import resolve_model
 from face_keypoints.runtime.api import Face, FaceLandmarker, as_rgb
 from face_keypoints.runtime.smoothing import OneEuroParams
 from face_keypoints.schemes import get_scheme
@@ -73,9 +74,12 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
     With `output`, writes DIR/<name>.png (photos) or .mp4 (videos, camera) with the points
     and contours drawn, and DIR/<name>.json. `on_result` gets each input's JSON object as
     soon as it is done, `on_failure` each failing input's line ("INPUT: reason").
+    `model`: a .tflite (with its model.json) or .keras; None or `default` is the shipped
+    model, `default:PRECISION` one file of it.
     """
     if not inputs and camera is None:
         raise BadInput("nothing to do: give image files, folders or videos, or --camera N")
+    model = resolve_model(model)  # a bad `default:...` fails before any input is read
     directory = None if output is None else Path(output)
     if directory is not None and directory.exists() and not directory.is_dir():
         raise BadInput(f"--output {directory} is a file, not a folder")

@@ -30,6 +30,9 @@ from face_keypoints.model.spec import ModelSpec
 
 STATE = "state.json"
 FINISHED = "metrics.json"
+BEST_FLOAT = "best_float.keras"
+FLOAT, QAT = "float", "qat"
+RESUMABLE = ("qat_epochs", "qat_learning_rate")  # a finished run may be resumed to add these
 
 
 @dataclass
@@ -93,15 +96,19 @@ def _model_schemes(sources: list[tuple[Cache, np.ndarray]], val: Cache) -> list[
     return names
 
 
-def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> bool:
-    """True when an unfinished run should be continued."""
+def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, config: TrainConfig) -> bool:
+    """True when a run should be continued: an unfinished one, or with --resume a
+    finished one that `config` gives more quantization-aware epochs than it has run."""
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
         return False
     if (run_dir / FINISHED).exists():
+        if resume and _qat_epochs_run(run_dir) < config.qat_epochs:
+            return True
         if resume:
             raise BadInput(f"{run_dir}: this run has finished; nothing to resume "
-                           "(--overwrite starts it again)")
+                           "(--overwrite starts it again; --qat-epochs N adds int8 "
+                           "fine-tuning)")
         raise BadInput(f"{run_dir}: holds a finished run; pass --overwrite to replace it")
     if (run_dir / STATE).exists():
         if not resume:
@@ -113,6 +120,11 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> bool:
     if run_dir.exists() and any(run_dir.iterdir()):
         raise BadInput(f"{run_dir}: exists and is not a run folder; choose another --output")
     return False
+
+
+def _qat_epochs_run(run_dir: Path) -> int:
+    history = json.loads((run_dir / STATE).read_text())["history"]
+    return sum(1 for entry in history if entry.get("phase") == QAT)
 
 
 def _save_curves(path: Path, history: list[dict]) -> None:
@@ -147,19 +159,71 @@ def _write_csv(path: Path, history: list[dict]) -> None:
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
-def _build_training(config: TrainConfig, spec: ModelSpec, strategy, steps: int,
-                    start_shapes: dict[str, np.ndarray]):
-    """The model (heads starting at `start_shapes`), its optimizer (warm-up + cosine
-    decay) and the compiled train step."""
-    import keras
+def _loss_function(config: TrainConfig, spec: ModelSpec, model):
+    """The batch loss: every head's masked point loss over the points all replicas saw."""
     import tensorflow as tf
 
     from face_keypoints.model.heads import output_name
     from face_keypoints.model.losses import point_loss
+
+    def loss(images, targets, masks):
+        outputs = model(images, training=True)
+        total, count = 0.0, 0.0
+        for name in spec.schemes:
+            s, n = point_loss(config.loss, outputs[output_name(name)], targets[name],
+                              masks[name])
+            total, count = total + s, count + n
+        global_count = tf.distribute.get_replica_context().all_reduce("sum", count)
+        return total / tf.maximum(global_count, 1.0)
+
+    return loss
+
+
+def _optimizer(learning_rate: float, weight_decay: float, total_steps: int, warmup: int,
+               variables: list):
+    """AdamW on a cosine decay to 1 % of `learning_rate`, after a linear warm-up."""
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else learning_rate, decay_steps=max(1, total_steps - warmup),
+        warmup_target=learning_rate if warmup else None, warmup_steps=warmup, alpha=0.01)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
+    optimizer.build(variables)
+    return optimizer
+
+
+def _compile_step(strategy, model, optimizer, loss, grid=None):
+    """One compiled training step. With a WeightGrid, the kernels are put on the int8 grid
+    before the forward pass and their gradients step the float shadows instead."""
+    import tensorflow as tf
+
+    def replica_step(images, targets, masks):
+        with tf.GradientTape() as tape:
+            value = loss(images, targets, masks)
+        grads = tape.gradient(value, model.trainable_variables)
+        if grid is None:
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        else:
+            optimizer.apply_gradients(zip(grid.gradients_for(grads), grid.variables,
+                                          strict=True))
+        return value
+
+    @tf.function
+    def train_step(images, targets, masks):
+        if grid is not None:
+            grid.snap()
+        values = strategy.run(replica_step, args=(images, targets, masks))
+        return strategy.reduce("sum", values, axis=None)
+
+    return train_step
+
+
+def _build_training(config: TrainConfig, spec: ModelSpec, strategy, steps: int,
+                    start_shapes: dict[str, np.ndarray]):
+    """The model (heads starting at `start_shapes`), its optimizer (warm-up + cosine
+    decay) and the compiled train step."""
     from face_keypoints.model.network import build_model
 
-    total_steps = steps * config.epochs
-    warmup = max(1, int(config.warmup_epochs * steps))
     weights = None if config.backbone_weights == "none" else config.backbone_weights
     with strategy.scope():
         try:
@@ -171,32 +235,90 @@ def _build_training(config: TrainConfig, spec: ModelSpec, strategy, steps: int,
                 raise BadInput("could not fetch the ImageNet weights (no internet?): pass "
                                "--backbone-weights PATH to a local .h5, or none") from err
             raise
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=max(1, total_steps - warmup), warmup_target=config.learning_rate,
-            warmup_steps=warmup, alpha=0.01)
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
-        optimizer.build(model.trainable_variables)
+        optimizer = _optimizer(config.learning_rate, config.weight_decay,
+                               steps * config.epochs, max(1, int(config.warmup_epochs * steps)),
+                               model.trainable_variables)
+    step = _compile_step(strategy, model, optimizer, _loss_function(config, spec, model))
+    return model, optimizer, step
 
-    def replica_step(images, targets, masks):
-        with tf.GradientTape() as tape:
-            outputs = model(images, training=True)
-            total, count = 0.0, 0.0
-            for name in spec.schemes:
-                s, n = point_loss(config.loss, outputs[output_name(name)], targets[name],
-                                  masks[name])
-                total, count = total + s, count + n
-            global_count = tf.distribute.get_replica_context().all_reduce("sum", count)
-            loss = total / tf.maximum(global_count, 1.0)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss
 
-    @tf.function
-    def train_step(images, targets, masks):
-        losses = strategy.run(replica_step, args=(images, targets, masks))
-        return strategy.reduce("sum", losses, axis=None)
+def _build_qat(config: TrainConfig, spec: ModelSpec, strategy, steps: int, model):
+    """Shadows of `model`'s kernels, their optimizer and the on-grid train step."""
+    from face_keypoints.model.quantize import WeightGrid
 
-    return model, optimizer, train_step
+    with strategy.scope():
+        grid = WeightGrid(model)
+        optimizer = _optimizer(config.qat_learning_rate, config.weight_decay,
+                               steps * config.qat_epochs, 0, grid.variables)
+    step = _compile_step(strategy, model, optimizer, _loss_function(config, spec, model), grid)
+    return grid, optimizer, step
+
+
+class _Epochs:
+    """The epoch loop both phases share: train, validate, keep the best model, checkpoint,
+    log; `state` (state.json) is what --resume continues from."""
+
+    def __init__(self, run_dir: Path, model, stream, steps: int, validation, writer,
+                 state: dict, strategy, progress: bool) -> None:
+        self.run_dir, self.model, self.stream, self.steps = run_dir, model, stream, steps
+        self.validation, self.writer, self.state = validation, writer, state
+        self.strategy, self.progress = strategy, progress
+
+    def run(self, phase: str, last_epoch: int, step, optimizer, manager, checkpoint_key: str,
+            early_stopping: int = 0, finish=None) -> None:
+        import tensorflow as tf
+        from tqdm import tqdm
+
+        state, replicas = self.state, self.strategy.num_replicas_in_sync
+        stale = state["epoch"] - state["best_epoch"]
+        for epoch in range(state["epoch"] + 1, last_epoch + 1):
+            if stale >= early_stopping > 0:
+                print(f"early stop: no validation gain for {stale} epochs", file=sys.stderr)
+                break
+            start, seen, loss_sum = time.perf_counter(), 0, 0.0
+            bar = tqdm(total=self.steps, desc=f"epoch {epoch}/{last_epoch}", unit="batch",
+                       disable=None if self.progress else True, file=sys.stderr, leave=False)
+            for index, (images, targets, masks) in enumerate(self.stream.epoch(epoch)):
+                if index >= self.steps:
+                    break
+                batch = (images, targets, masks)
+                if replicas > 1:
+                    batch = _split_for_replicas(self.strategy, *batch)
+                loss_sum += float(step(*batch))
+                seen += len(images)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / (index + 1):.3f}",
+                                img_s=f"{seen / (time.perf_counter() - start):.0f}")
+            bar.close()
+            if finish is not None:
+                finish()
+            seconds = time.perf_counter() - start
+            model = self.model
+            val = self.validation.nme(model)
+            entry = {"epoch": epoch, "phase": phase, "lr": float(optimizer.learning_rate),
+                     "train_loss": round(loss_sum / max(1, self.steps), 5),
+                     "val_nme": round(val, 4), "images_per_s": round(seen / seconds, 1),
+                     "seconds": round(seconds, 1)}
+            state["history"].append(entry)
+            state["seconds"] += seconds
+            state["images"] += seen
+            improved = val < state["best_val_nme"]
+            if improved:
+                state["best_val_nme"], state["best_epoch"] = val, epoch
+                write_atomic(self.run_dir / "best.keras", model.save)
+            stale = epoch - state["best_epoch"]
+            state["epoch"] = epoch
+            state[checkpoint_key] = Path(manager.save(checkpoint_number=epoch)).name
+            write_json_atomic(self.run_dir / STATE, state)
+            _write_csv(self.run_dir / "log.csv", state["history"])
+            _save_curves(self.run_dir / "curves.png", state["history"])
+            with self.writer.as_default(step=epoch):
+                for key in ("train_loss", "val_nme", "lr", "images_per_s"):
+                    tf.summary.scalar(key, entry[key])
+            print(f"epoch {epoch}{' (int8 grid)' if phase == QAT else ''}: loss "
+                  f"{entry['train_loss']:.4f}, val NME {val:.3f}%"
+                  f"{' (best)' if improved else ''}, {entry['images_per_s']:.0f} img/s, "
+                  f"{seconds:.0f} s", file=sys.stderr)
 
 
 def train(
@@ -209,11 +331,12 @@ def train(
     """Train per `config` into `output` (RUN_DIR); see the module docstring."""
     config.check()
     run_dir = Path(output)
-    continuing = _check_run_dir(run_dir, resume, overwrite)
+    continuing = _check_run_dir(run_dir, resume, overwrite, config)
     if continuing:
-        saved = TrainConfig.load(run_dir / "config.yaml")
-        if saved.to_dict() != config.to_dict():
-            changed = [k for k, v in config.to_dict().items() if saved.to_dict()[k] != v]
+        saved = TrainConfig.load(run_dir / "config.yaml").to_dict()
+        changed = [k for k, v in config.to_dict().items()
+                   if saved[k] != v and k not in RESUMABLE]
+        if changed:
             raise BadInput(f"{run_dir}: --resume with different settings "
                            f"({', '.join(changed)}); resume with the run's own config")
     sources, val_cache = _open_caches(config)
@@ -229,7 +352,6 @@ def train(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
-    from tqdm import tqdm
 
     from face_keypoints.data.pipeline import BatchStream
     from face_keypoints.validation import ValidationSet
@@ -250,68 +372,47 @@ def train(
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=2)
 
-    state: dict = {"epoch": 0, "best_val_nme": math.inf, "best_epoch": 0, "history": [],
-                   "seconds": 0.0, "images": 0}
+    state: dict = {"epoch": 0, "phase": FLOAT, "best_val_nme": math.inf, "best_epoch": 0,
+                   "history": [], "seconds": 0.0, "images": 0}
     if continuing:
         state = json.loads((run_dir / STATE).read_text())
-        checkpoint.restore(str(run_dir / "checkpoints" / state["checkpoint"])).expect_partial()
+        state.setdefault("phase", FLOAT)
+        for entry in state["history"]:
+            entry.setdefault("phase", FLOAT)
+        if state["phase"] == FLOAT:
+            checkpoint.restore(str(run_dir / "checkpoints" / state["checkpoint"])
+                               ).expect_partial()
         print(f"resuming {run_dir} after epoch {state['epoch']}", file=sys.stderr)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(run_dir / "config.yaml")
+    config.save(run_dir / "config.yaml")
 
     validation = ValidationSet(val_cache, config.input_size)
     print(f"training {spec.schemes} on {len(stream.samples)} faces, validating on "
           f"{len(validation.points)}; {steps} steps of {config.batch_size} per epoch, "
           f"{replicas} replica(s)", file=sys.stderr)
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
-    stale = state["epoch"] - state["best_epoch"]
+    epochs = _Epochs(run_dir, model, stream, steps, validation, writer, state, strategy,
+                     progress)
     try:
-        for epoch in range(state["epoch"] + 1, config.epochs + 1):
-            if stale >= config.early_stopping > 0:
-                print(f"early stop: no validation gain for {stale} epochs", file=sys.stderr)
-                break
-            start, seen, loss_sum = time.perf_counter(), 0, 0.0
-            bar = tqdm(total=steps, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-                       disable=None if progress else True, file=sys.stderr, leave=False)
-            for step, (images, targets, masks) in enumerate(stream.epoch(epoch)):
-                if step >= steps:
-                    break
-                batch = (images, targets, masks)
-                if replicas > 1:
-                    batch = _split_for_replicas(strategy, *batch)
-                loss = train_step(*batch)
-                loss_sum += float(loss)
-                seen += len(images)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / (step + 1):.3f}",
-                                img_s=f"{seen / (time.perf_counter() - start):.0f}")
-            bar.close()
-            seconds = time.perf_counter() - start
-            val = validation.nme(model)
-            entry = {"epoch": epoch, "lr": float(optimizer.learning_rate),
-                     "train_loss": round(loss_sum / max(1, steps), 5),
-                     "val_nme": round(val, 4), "images_per_s": round(seen / seconds, 1),
-                     "seconds": round(seconds, 1)}
-            state["history"].append(entry)
-            state["seconds"] += seconds
-            state["images"] += seen
-            improved = val < state["best_val_nme"]
-            if improved:
-                state["best_val_nme"], state["best_epoch"] = val, epoch
-                write_atomic(run_dir / "best.keras", model.save)
-            stale = epoch - state["best_epoch"]
-            state["epoch"] = epoch
-            state["checkpoint"] = Path(manager.save(checkpoint_number=epoch)).name
-            write_json_atomic(run_dir / STATE, state)
-            _write_csv(run_dir / "log.csv", state["history"])
-            _save_curves(run_dir / "curves.png", state["history"])
-            with writer.as_default(step=epoch):
-                for key in ("train_loss", "val_nme", "lr", "images_per_s"):
-                    tf.summary.scalar(key, entry[key])
-            print(f"epoch {epoch}: loss {entry['train_loss']:.4f}, val NME {val:.3f}%"
-                  f"{' (best)' if improved else ''}, {entry['images_per_s']:.0f} img/s, "
-                  f"{seconds:.0f} s", file=sys.stderr)
+        if state["phase"] == FLOAT:
+            epochs.run(FLOAT, config.epochs, train_step, optimizer, manager, "checkpoint",
+                       config.early_stopping)
+        if config.qat_epochs > 0 and state["history"]:
+            if state["phase"] == FLOAT:
+                _start_qat(run_dir, model, state)
+            grid, qat_optimizer, qat_step = _build_qat(config, spec, strategy, steps, model)
+            qat_checkpoint = tf.train.Checkpoint(model=model, optimizer=qat_optimizer,
+                                                 shadows=grid.shadows)
+            qat_manager = tf.train.CheckpointManager(qat_checkpoint, run_dir / "checkpoints_qat",
+                                                     max_to_keep=2)
+            if "qat_checkpoint" in state:
+                qat_checkpoint.restore(str(run_dir / "checkpoints_qat" / state["qat_checkpoint"])
+                                       ).expect_partial()
+            else:
+                grid.snap()
+            epochs.run(QAT, state["qat_first_epoch"] + config.qat_epochs - 1, qat_step,
+                       qat_optimizer, qat_manager, "qat_checkpoint", finish=grid.snap)
     finally:
         stream.close()
         writer.close()
@@ -319,8 +420,12 @@ def train(
         raise FaceKeypointsError("training stopped before the first epoch ended")
     result = TrainResult(run_dir, state["best_epoch"], state["best_val_nme"], state["epoch"],
                          state["images"] / max(state["seconds"], 1e-9), state["seconds"])
+    float_best = {k: state.get(f"float_{k}", state[k]) for k in ("best_epoch", "best_val_nme")}
     write_json_atomic(run_dir / FINISHED, {
         "best_epoch": result.best_epoch, "best_val_nme": round(result.best_val_nme, 4),
+        "float_best_epoch": float_best["best_epoch"],
+        "float_best_val_nme": round(float_best["best_val_nme"], 4),
+        "qat_epochs_run": sum(1 for entry in state["history"] if entry["phase"] == QAT),
         "epochs_run": result.epochs_run, "train_images_per_s": round(result.images_per_second, 1),
         "train_seconds": round(result.wall_seconds, 1), "val": str(val_cache.path),
         "data": [str(c.path) for c, _ in sources], "schemes": schemes,
@@ -328,6 +433,21 @@ def train(
         "history": state["history"],
     })
     return result
+
+
+def _start_qat(run_dir: Path, model, state: dict) -> None:
+    """Turn to the int8 phase: the best float model is kept as best_float.keras and is
+    where fine-tuning starts; best.keras will be the best model on the grid."""
+    import keras
+
+    float_best = run_dir / BEST_FLOAT
+    if not float_best.exists():  # a rerun after a kill keeps the first copy
+        data = (run_dir / "best.keras").read_bytes()
+        write_atomic(float_best, lambda tmp: tmp.write_bytes(data))
+    model.set_weights(keras.models.load_model(float_best, compile=False).get_weights())
+    state.update(phase=QAT, qat_first_epoch=state["epoch"] + 1,
+                 float_best_epoch=state["best_epoch"], float_best_val_nme=state["best_val_nme"],
+                 best_epoch=state["epoch"], best_val_nme=math.inf)
 
 
 def benchmark_input(config: TrainConfig, batches: int = 40) -> dict:

@@ -2,8 +2,9 @@
 
 Every file is converted into a staging folder inside the output folder and checked
 against the GPU delegate's rules (gpu_ops); only when all pass (or `allow_cpu_fallback`)
-are they moved into place, and model.json is written last, so a failed export leaves
-nothing half-done and never replaces an existing file without `overwrite`.
+are they moved into place, with a copy of the source .keras (`<name>.keras`, so the
+folder holds the model they came from), and model.json is written last, so a failed
+export leaves nothing half-done and never replaces an existing file without `overwrite`.
 
 Parity: each file, and the Keras model, are then scored by evaluate on a validation
 cache (`val`, else the `representative` cache the int8 file was calibrated on) and their
@@ -27,6 +28,8 @@ from face_keypoints import geometry
 from face_keypoints.data.cache import Cache, open_cache
 from face_keypoints.errors import BadInput
 from face_keypoints.export.gpu_ops import GpuFallback, GpuReport, check_gpu
+from face_keypoints.fileio import write_atomic
+from face_keypoints.models import KERAS, is_default, resolve_model
 from face_keypoints.runtime.predictor import MODEL_JSON
 
 CALIBRATION_FACES = 200  # representative images for int8; evenly spread over the cache
@@ -50,6 +53,7 @@ class ExportResult:
     files: list[ExportedFile]
     parity_data: Path | None = None
     keras_nme: float | None = None
+    keras: Path | None = None  # the copy of the source .keras written beside the files
     warnings: list[str] = field(default_factory=list)
 
 
@@ -58,11 +62,14 @@ def export(model: str | Path, output: str | Path,
            representative: str | Path | None = None, val: str | Path | None = None,
            int8_io: bool = False, allow_cpu_fallback: bool = False,
            overwrite: bool = False) -> ExportResult:
-    """Write OUTPUT/<name>_<precision>.tflite for each precision, then OUTPUT/model.json."""
+    """Write OUTPUT/<name>_<precision>.tflite for each precision and OUTPUT/<name>.keras
+    (a copy of `model`), then OUTPUT/model.json. `model` may be `default` (the shipped
+    model's .keras, `default:keras`)."""
     from face_keypoints.export.tflite import PRECISIONS, convert, write_model_json
     from face_keypoints.runtime.predictor import load_predictor
 
-    model, output = Path(model), Path(output)
+    named, output = model, Path(output)
+    model = resolve_model(named, prefer=KERAS)
     precisions = list(dict.fromkeys(precisions))
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown or not precisions:
@@ -75,14 +82,18 @@ def export(model: str | Path, output: str | Path,
     calibration = _open_nonempty(representative) if representative is not None else None
     parity = _open_nonempty(val) if val is not None else calibration
     if model.suffix != ".keras":
-        raise BadInput(f"{model}: export takes the .keras model a training run saved")
+        shipped = " (the shipped one is default:keras)" if is_default(named) else ""
+        raise BadInput(f"{model}: export takes the .keras model a training run saved"
+                       + shipped)
     keras_model = load_predictor(model).model
     size = int(keras_model.input_shape[1])
     # Scored first: a parity cache the model cannot be scored on fails before any writing.
     keras_nme = _nme(model, parity) if parity is not None else None
 
     names = {p: f"{keras_model.name}_{p}.tflite" for p in precisions}
-    _check_output(output, [*names.values(), MODEL_JSON], overwrite)
+    keras_copy = f"{keras_model.name}.keras"
+    _check_output(output, [*names.values(), keras_copy, MODEL_JSON], overwrite)
+    source_run = _source_run(model)
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=output))
@@ -96,7 +107,9 @@ def export(model: str | Path, output: str | Path,
                     int8_io=int8_io and precision == "int8")
             files.append(ExportedFile(precision, output / staged.name, staged.stat().st_size,
                                       check_gpu(staged)))
-        result = ExportResult(output, output / MODEL_JSON, files, keras_nme=keras_nme)
+        write_atomic(staging / keras_copy, lambda tmp: shutil.copyfile(model, tmp))
+        result = ExportResult(output, output / MODEL_JSON, files, keras_nme=keras_nme,
+                              keras=output / keras_copy)
         blocked = [f.gpu.describe() for f in files if not f.gpu.ok]
         if blocked and not allow_cpu_fallback:
             raise GpuFallback(f"{' | '.join(blocked)}; nothing written (--allow-cpu-fallback "
@@ -108,15 +121,32 @@ def export(model: str | Path, output: str | Path,
         for file in files:
             os.replace(staging / file.path.name, file.path)
             file.gpu.path = file.path
+        os.replace(staging / keras_copy, output / keras_copy)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created and not any(output.iterdir()):
             output.rmdir()  # a failed export into a new folder leaves no trace
-    write_model_json(output, keras_model, names, source_run=model.resolve().parent)
+    write_model_json(output, keras_model, {**names, "keras": keras_copy},
+                     source_run=source_run)
 
     if parity is not None:
         _parity(result, parity, int8_io)
     return result
+
+
+def _source_run(model: Path) -> str | Path:
+    """The run `model` came from: its folder, or, for the .keras copy of an earlier
+    export (such as `default:keras`), the run that export's model.json names."""
+    import json
+
+    card = model.parent / MODEL_JSON
+    try:
+        recorded = json.loads(card.read_text(encoding="utf-8"))
+        if recorded["files"]["keras"]["file"] == model.name and recorded["source_run"]:
+            return recorded["source_run"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not an export folder (a training run's folder has no model.json)
+    return model.resolve().parent
 
 
 def _open_nonempty(path: str | Path) -> Cache:
@@ -178,6 +208,9 @@ def format_report(result: ExportResult) -> str:
         lines.append(f"wrote {f.path}  {f.precision}  {f.size_bytes:,} bytes")
         lines.append(f"  GPU: {f.gpu.describe()}")
         lines += [f"  note: {note}" for note in f.gpu.notes]
+    if result.keras is not None:
+        lines.append(f"wrote {result.keras}  keras (copy of the source model)  "
+                     f"{result.keras.stat().st_size:,} bytes")
     lines.append(f"wrote {result.model_json}")
     if result.parity_data is None:
         lines.append("parity: not measured (give --val or --representative)")

@@ -72,7 +72,8 @@ def convert(model: keras.Model, path: Path, precision: str = "fp32",
 
 def write_model_json(directory: Path, model: keras.Model, files: dict[str, str],
                      source_run: str | Path | None) -> Path:
-    """Describe the exported `files` ({precision: file name in `directory`}) for runtimes."""
+    """Describe the exported `files` ({precision: file name in `directory`}; the key
+    "keras" for the copy of the source .keras) for runtimes."""
     directory = Path(directory)
     size = int(model.input_shape[1])
     card = {
@@ -105,13 +106,15 @@ def write_model_json(directory: Path, model: keras.Model, files: dict[str, str],
 
 
 def _describe(path: Path) -> dict[str, object]:
-    """File name, digest and size; with integer input or output, how to convert them:
-    real = scale * (integer - zero_point)."""
+    """File name, digest and size; for a .tflite with integer input or output, how to
+    convert them: real = scale * (integer - zero_point)."""
     from ai_edge_litert.interpreter import Interpreter
 
     data = path.read_bytes()
     card: dict[str, object] = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(),
                                "size_bytes": len(data)}
+    if path.suffix != ".tflite":
+        return card
     interpreter = Interpreter(model_content=data)
     for role, details in (("input", interpreter.get_input_details()),
                           ("output", interpreter.get_output_details())):

@@ -64,7 +64,9 @@ def as_rgb(image: np.ndarray | str | Path) -> np.ndarray:
 class FaceLandmarker:
     """Face detection (BlazeFace) + a landmark model, for photos and streams.
 
-    `model` is a .tflite with its model.json (default: the model shipped in the package).
+    `model` is a .tflite with its model.json or a .keras (default: the model shipped in
+    the package; `default:fp32`, `default:fp16`, `default:int8`, `default:keras` pick
+    one of its files).
     `max_faces` caps the faces reported (best detector scores first). For `track`:
     `smoothing` turns the One Euro filter on (`min_cutoff`, `beta`, `d_cutoff`, see
     OneEuroParams) and `redetect_every` is how many frames pass between searches of the

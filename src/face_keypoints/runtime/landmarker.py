@@ -21,15 +21,16 @@ from face_keypoints.schemes import Scheme, get_scheme
 class Landmarker:
     """Points of one scheme of a model (.tflite with its model.json, or .keras).
 
-    Without `model`, the default model shipped in the package; without `scheme`, the
-    model's first (a model trained on several caches has one head per scheme).
+    Without `model` (or with `default`), the default model shipped in the package;
+    `default:PRECISION` one file of it. Without `scheme`, the model's first (a model
+    trained on several caches has one head per scheme).
     """
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None,
                  scheme: str | None = None) -> None:
-        from face_keypoints.models import default_model_path
+        from face_keypoints.models import resolve_model
 
-        self.path = default_model_path() if model is None else Path(model)
+        self.path = resolve_model(model)
         self._predictor = load_predictor(self.path, threads)
         if scheme is not None and scheme not in self._predictor.schemes:
             raise BadInput(f"{self.path}: predicts {', '.join(self._predictor.schemes)}, "
