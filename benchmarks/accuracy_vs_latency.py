@@ -8,8 +8,9 @@ benchmarks/sweep.py writes (a list of candidates, each with `latency_median_us`,
 one-thread fp32 median, and per test cache `nme`), and writes --out (default
 configs/results/accuracy_vs_latency.png): x = latency (us), y = inter-ocular NME (%) on
 --data (default afw). --baseline-nme draws the mean-shape baseline as a horizontal line,
---mediapipe-us MediaPipe's face_landmark.tflite latency as a vertical one (both as
-measured elsewhere, e.g. by benchmarks/model_card.py).
+--mediapipe-us MediaPipe's face_landmark.tflite latency as a vertical one, --shipped the
+fully trained model as a star (all as measured elsewhere, e.g. by
+benchmarks/model_card.py). Prints the candidates as a markdown table.
 """
 
 from __future__ import annotations
@@ -34,8 +35,26 @@ def load(results: Path, data: str) -> list[dict]:
                       file=sys.stderr)
                 continue
             points.append({"file": path.name, "name": row["name"], "us": float(latency),
-                           "nme": float(nme)})
+                           "nme": float(nme), "row": row})
     return points
+
+
+def table(points: list[dict]) -> str:
+    """The candidates as a markdown table: the columns a model card's sweep table needs."""
+    tests = sorted({k for p in points for k, v in p["row"].items()
+                    if isinstance(v, dict) and "nme" in v})
+    head = ["candidate", "overrides", *(f"{t} io NME %" for t in tests), "1-thread us",
+            "MMACs", "fp16 KB", "train min", "best epoch"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for p in points:
+        row = p["row"]
+        cells = [p["name"], " ".join(row.get("overrides", []))]
+        cells += [f"{row[t]['nme']:.2f}" if t in row else "-" for t in tests]
+        cells += [f"{p['us']:.0f}", f"{row['macs'] / 1e6:.1f}",
+                  f"{row['fp16_bytes'] / 1024:.0f}", f"{row['train_minutes']:.1f}",
+                  str(row["best_epoch"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _label_heights(points: list[dict], x_span: float, y_span: float) -> list[float]:
@@ -55,7 +74,7 @@ def _label_heights(points: list[dict], x_span: float, y_span: float) -> list[flo
 
 
 def plot(points: list[dict], out: Path, data: str, baseline: float | None,
-         mediapipe: float | None) -> None:
+         mediapipe: float | None, shipped: tuple[float, float] | None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,8 +88,12 @@ def plot(points: list[dict], out: Path, data: str, baseline: float | None,
         mine = [p for p in points if p["file"] == name]
         ax.scatter([p["us"] for p in mine], [p["nme"] for p in mine], s=36, zorder=3,
                    color=f"C{k}", label=Path(name).stem if len(files) > 1 else None)
+    if shipped is not None:
+        ax.scatter([shipped[0]], [shipped[1]], s=120, marker="*", color="black", zorder=4,
+                   label="shipped model (full training)")
     xs = [p["us"] for p in points] + ([mediapipe] if mediapipe else [])
     ys = [p["nme"] for p in points] + ([baseline] if baseline else [])
+    ys += [shipped[1]] if shipped else []
     for p, y in zip(points, _label_heights(points, max(xs), max(ys) - min(ys)), strict=True):
         ax.annotate(p["name"], (p["us"], p["nme"]), xytext=(p["us"] + 0.04 * max(xs), y),
                     textcoords="data", fontsize=8, va="center",
@@ -92,8 +115,8 @@ def plot(points: list[dict], out: Path, data: str, baseline: float | None,
     ax.set_title(f"{source}: {data} NME against latency (lower left is better)", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.set_xlim(0, max(xs) * 1.15)
-    if files and len(files) > 1:
-        ax.legend(fontsize=8, loc="center right")
+    if len(files) > 1 or shipped is not None:
+        ax.legend(fontsize=8, loc="center")
     fig.tight_layout()
     write_atomic(out, lambda tmp: fig.savefig(tmp))
     plt.close(fig)
@@ -108,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the mean shape's NME on --data: a horizontal line")
     parser.add_argument("--mediapipe-us", type=float, metavar="US",
                         help="MediaPipe face_landmark.tflite's latency: a vertical line")
+    parser.add_argument("--shipped", type=float, nargs=2, metavar=("US", "PERCENT"),
+                        help="the shipped model's latency and NME on --data: a star")
     parser.add_argument("--out", type=Path,
                         default=REPO / "configs" / "results" / "accuracy_vs_latency.png")
     args = parser.parse_args(argv)
@@ -115,9 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     if not points:
         sys.exit(f"no candidate with a {args.data} NME and a latency in "
                  f"{args.results}/*sweep*.json")
-    plot(points, args.out, args.data, args.baseline_nme, args.mediapipe_us)
-    for p in points:
-        print(f"{p['file']:<24} {p['name']:<16} {p['us']:8.0f} us  {p['nme']:6.2f} %")
+    plot(points, args.out, args.data, args.baseline_nme, args.mediapipe_us, args.shipped)
+    print(table(points))
     print(f"wrote {args.out}")
     return 0
 

@@ -69,6 +69,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="imagenet (download), none, or a local keras-applications .h5 file")
     p.add_argument("--seed", type=int)
     p.add_argument("--distribute", choices=DISTRIBUTE)
+    p.add_argument("--early-stopping", type=int, metavar="N",
+                   help="stop after N epochs without validation gain (0: never); resuming "
+                        "a run that stopped early with a larger N (or 0) continues it")
     p.add_argument("--qat-epochs", type=int,
                    help="epochs of quantization-aware fine-tuning after the float epochs: "
                         "weights trained on the int8 grid, so the int8 export keeps the "
@@ -84,8 +87,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 _TRAIN_FLAGS = ("data", "val", "epochs", "batch_size", "alpha", "depth", "input_size", "head",
-                "loss", "learning_rate", "backbone_weights", "seed", "distribute", "qat_epochs",
-                "qat_learning_rate")
+                "loss", "learning_rate", "backbone_weights", "seed", "distribute", "early_stopping",
+                "qat_epochs", "qat_learning_rate")
 
 
 def _run_train(args: argparse.Namespace) -> int:

@@ -32,7 +32,8 @@ STATE = "state.json"
 FINISHED = "metrics.json"
 BEST_FLOAT = "best_float.keras"
 FLOAT, QAT = "float", "qat"
-RESUMABLE = ("qat_epochs", "qat_learning_rate")  # a finished run may be resumed to add these
+# Settings a --resume may change: they extend a run (or its int8 phase), never redo it.
+RESUMABLE = ("early_stopping", "qat_epochs", "qat_learning_rate")
 
 
 @dataclass
@@ -98,17 +99,18 @@ def _model_schemes(sources: list[tuple[Cache, np.ndarray]], val: Cache) -> list[
 
 def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, config: TrainConfig) -> bool:
     """True when a run should be continued: an unfinished one, or with --resume a
-    finished one that `config` gives more quantization-aware epochs than it has run."""
+    finished one that `config` gives more to do (float epochs that early stopping no
+    longer cuts off, or more quantization-aware epochs than it has run)."""
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
         return False
     if (run_dir / FINISHED).exists():
-        if resume and _qat_epochs_run(run_dir) < config.qat_epochs:
+        if resume and _more_to_do(run_dir, config):
             return True
         if resume:
             raise BadInput(f"{run_dir}: this run has finished; nothing to resume "
                            "(--overwrite starts it again; --qat-epochs N adds int8 "
-                           "fine-tuning)")
+                           "fine-tuning; --early-stopping 0 runs all --epochs)")
         raise BadInput(f"{run_dir}: holds a finished run; pass --overwrite to replace it")
     if (run_dir / STATE).exists():
         if not resume:
@@ -122,9 +124,13 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, config: TrainCo
     return False
 
 
-def _qat_epochs_run(run_dir: Path) -> int:
-    history = json.loads((run_dir / STATE).read_text())["history"]
-    return sum(1 for entry in history if entry.get("phase") == QAT)
+def _more_to_do(run_dir: Path, config: TrainConfig) -> bool:
+    state = json.loads((run_dir / STATE).read_text())
+    if sum(1 for entry in state["history"] if entry.get("phase") == QAT) < config.qat_epochs:
+        return True
+    stale = state["epoch"] - state["best_epoch"]
+    return (state.get("phase", FLOAT) == FLOAT and state["epoch"] < config.epochs
+            and not stale >= config.early_stopping > 0)
 
 
 def _save_curves(path: Path, history: list[dict]) -> None:
