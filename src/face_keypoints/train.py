@@ -4,6 +4,9 @@ A plain loop over a compiled train step fed by the background batch thread of
 data/pipeline.py (measured here 2.6x faster than Keras `fit` fed by a PyDataset).
 Every epoch ends with a validation NME, a checkpoint that `--resume` continues from,
 the logs (CSV, TensorBoard, curves.png) and, when validation improved, best.keras.
+`qat_epochs` then fine-tune the best float model with its kernels on the int8 grid
+(model/quantize.py): the float best stays as best_float.keras, and best.keras becomes the
+best model on the grid, whose int8 export scores what its float export does.
 """
 
 from __future__ import annotations
