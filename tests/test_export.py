@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_keypoints.export.export import ExportedFile, ExportResult, _parity
-from face_keypoints.export.gpu_ops import GpuReport
+from face_keypoints.export.export import int8_drift
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SIZE = 96
@@ -172,6 +171,22 @@ def test_int8_io_records_quantization_and_overwrites_when_asked(work: Path, run_
                         "--precision", "fp32", "--overwrite")
     assert code == 0, err
     assert list(json.loads((folder / "model.json").read_text())["files"]) == ["fp32", "keras"]
+    # The int8 file the first export wrote is gone: model.json no longer lists it.
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"{NAME}.keras", f"{NAME}_fp32.tflite", "model.json"]
+
+
+def test_overwrite_removes_only_what_the_old_model_json_listed(work: Path, run_dir: Path):
+    folder = work / "keeps_other_files"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    base = ("export", "--model", run_dir / "best.keras", "--output", folder)
+    assert _cli(*base, "--precision", "fp32", "fp16")[0] == 0
+    code, _, err = _cli(*base, "--precision", "fp16", "--overwrite")
+    assert code == 0, err
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"{NAME}.keras", f"{NAME}_fp16.tflite", "model.json", "notes.txt"]
+    assert (folder / "notes.txt").read_text() == "mine"
 
 
 def test_a_keras_copy_already_there_is_not_replaced_without_overwrite(work: Path,
@@ -249,21 +264,12 @@ def test_bad_input_is_one_line_exit_2(work: Path, run_dir: Path, cache: Path,
         assert message in _one_error_line(err)
 
 
-def test_int8_worse_than_fp32_by_more_than_5_percent_warns(monkeypatch: pytest.MonkeyPatch,
-                                                           cache: Path):
-    from face_keypoints.data.cache import open_cache
-
-    nme = {"m_fp32.tflite": 10.0, "m_int8.tflite": 10.6}
-    monkeypatch.setattr("face_keypoints.evaluate.evaluate",
-                        lambda model, data: {"nme": nme[Path(model).name]})
-    files = [ExportedFile(p, Path(f"m_{p}.tflite"), 0, GpuReport(Path(f"m_{p}.tflite"), []))
-             for p in ("fp32", "int8")]
-    result = ExportResult(Path("."), Path("model.json"), files, keras_nme=10.0)
-    _parity(result, open_cache(cache), int8_io=False)
-    (warning,) = result.warnings
+def test_int8_worse_than_its_reference_by_more_than_5_percent_warns():
+    warning = int8_drift(10.6, 10.0, "fp32")
+    assert warning is not None
     assert "10.600%" in warning and "10.000%" in warning and "fp32" in warning
-
-    nme["m_int8.tflite"] = 10.4  # within 5 %: no warning
-    result.warnings.clear()
-    _parity(result, open_cache(cache), int8_io=False)
-    assert result.warnings == []
+    assert "6.0% worse" in warning
+    assert int8_drift(10.4, 10.0, "fp32") is None  # within 5 %
+    assert int8_drift(10.6, None, "fp32") is None
+    assert int8_drift(None, 10.0, "fp32") is None
+    assert int8_drift(10.6, float("nan"), "the Keras model") is None

@@ -5,6 +5,8 @@ against the GPU delegate's rules (gpu_ops); only when all pass (or `allow_cpu_fa
 are they moved into place, with a copy of the source .keras (`<name>.keras`, so the
 folder holds the model they came from), and model.json is written last, so a failed
 export leaves nothing half-done and never replaces an existing file without `overwrite`.
+With `overwrite`, files an earlier export listed in model.json and this one does not
+write (a precision left out this time) are removed, so the folder holds one model's files.
 
 Parity: each file, and the Keras model, are then scored by evaluate on a validation
 cache (`val`, else the `representative` cache the int8 file was calibrated on) and their
@@ -116,8 +118,11 @@ def export(model: str | Path, output: str | Path,
                               "writes them anyway)")
         result.warnings += [f"{line} (written anyway: --allow-cpu-fallback)"
                             for line in blocked]
+        stale = _listed_files(output) - {*names.values(), keras_copy}
         # An old model.json must not describe the new files, even for a moment.
         (output / MODEL_JSON).unlink(missing_ok=True)
+        for name in stale:
+            (output / name).unlink(missing_ok=True)
         for file in files:
             os.replace(staging / file.path.name, file.path)
             file.gpu.path = file.path
@@ -147,6 +152,19 @@ def _source_run(model: Path) -> str | Path:
     except (OSError, ValueError, KeyError, TypeError):
         pass  # not an export folder (a training run's folder has no model.json)
     return model.resolve().parent
+
+
+def _listed_files(output: Path) -> set[str]:
+    """The file names an earlier export's model.json in `output` lists (none if absent or
+    unreadable: then nothing is known to be ours, and nothing is removed)."""
+    import json
+
+    try:
+        files = json.loads((output / MODEL_JSON).read_text(encoding="utf-8"))["files"]
+        names = {entry["file"] for entry in files.values()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+    return {n for n in names if isinstance(n, str) and Path(n).name == n}
 
 
 def _open_nonempty(path: str | Path) -> Cache:
@@ -193,11 +211,18 @@ def _parity(result: ExportResult, cache: Cache, int8_io: bool) -> None:
     nme = {f.precision: f.nme for f in result.files}
     reference, label = (nme["fp32"], "fp32") if nme.get("fp32") is not None else (
         result.keras_nme, "the Keras model")
-    int8 = nme.get("int8")
-    if int8 is not None and reference is not None and math.isfinite(reference) and \
-            int8 > reference * (1.0 + INT8_TOLERANCE):
-        result.warnings.append(
-            f"int8 NME {int8:.3f}% is {100.0 * (int8 / reference - 1.0):.1f}% worse than "
+    warning = int8_drift(nme.get("int8"), reference, label)
+    if warning is not None:
+        result.warnings.append(warning)
+
+
+def int8_drift(int8: float | None, reference: float | None, label: str) -> str | None:
+    """A warning when the int8 file's NME exceeds the reference's by more than
+    INT8_TOLERANCE (relative); None when within it or either figure is missing."""
+    if int8 is None or reference is None or not math.isfinite(reference) or \
+            int8 <= reference * (1.0 + INT8_TOLERANCE):
+        return None
+    return (f"int8 NME {int8:.3f}% is {100.0 * (int8 / reference - 1.0):.1f}% worse than "
             f"{label} {reference:.3f}% (tolerance {100 * INT8_TOLERANCE:.0f}%)")
 
 
