@@ -1,6 +1,7 @@
 """The GPU-delegate check: our exports pass it in every precision; an op the delegate has
 no parser for fails it even though TensorFlow's own Analyzer passes it; and the version,
-type, rank and fp16-weight rules read from the delegate's sources hold on small graphs."""
+type, rank and fp16-weight rules read from the delegate's sources hold on small graphs; every
+head we offer exports to files that run on the GPU."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from face_keypoints.export.gpu_ops import (
     check_gpu,
     check_graph,
 )
+from face_keypoints.model.spec import HEADS
 
 SIZE = 96
 
@@ -170,3 +172,19 @@ def test_a_comparison_needs_a_cast_to_float_after_it():
     assert check_graph(_graph(tensors, [compare, cast]), Path("m.tflite")).ok
     report = check_graph(_graph(tensors[:3], [compare]), Path("m.tflite"))
     assert "CAST to float" in report.fallback[0].reason
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_every_head_runs_on_the_gpu_at_every_precision(tmp_path: Path, head: str):
+    import keras
+
+    from face_keypoints.export.tflite import convert
+    from face_keypoints.model.network import ModelSpec, build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(ModelSpec(depth=7, input_size=SIZE, head=head))
+    for precision in ("fp32", "fp16", "int8"):
+        path = tmp_path / f"{head}_{precision}.tflite"
+        convert(model, path, precision, representative=_images)
+        report = check_gpu(path)
+        assert report.ok, report.describe()

@@ -1,5 +1,6 @@
 """The train verb: losses, config, a real short training that is killed and resumed,
-tf.distribute's mirrored strategy, and the guard on finished runs."""
+tf.distribute's mirrored strategy, the guard on finished runs, the int8-grid epochs, and a
+run that starts from another trained model."""
 
 from __future__ import annotations
 
@@ -69,6 +70,23 @@ def test_depth_and_width_change_the_network() -> None:
         ModelSpec(depth=14).check()
     with pytest.raises(ValueError, match="alpha"):
         ModelSpec(alpha=0.3).check()
+
+
+def test_copy_matching_weights_carries_the_backbone_and_shared_heads() -> None:
+    from face_keypoints.model.network import ModelSpec, build_model, copy_matching_weights
+
+    def tiny(**changes):
+        return build_model(ModelSpec(**{"depth": 5, "input_size": 96, "head": "gap"} | changes))
+
+    source = tiny(schemes=["ibug68", "aflw21"])
+    target = tiny(schemes=["ibug68", "wflw98"])
+    assert copy_matching_weights(target, source) == ["points_wflw98"]
+    for name in ("conv1", "conv_dw_5", "conv_pw_5_bn", "points_ibug68"):
+        for got, want in zip(target.get_layer(name).get_weights(),
+                             source.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(got, want)
+    wider = tiny(alpha=0.5)
+    assert "conv_pw_1" in copy_matching_weights(wider, source)
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +202,46 @@ def test_qat_epochs_added_to_a_finished_run_leave_best_keras_on_the_int8_grid(
     again = subprocess.run([*command, "--resume", "--qat-epochs", "2"],
                            capture_output=True, text=True)
     assert again.returncode == 2 and "finished" in again.stderr
+
+
+@needs_shared("300w", "afw")
+def test_init_model_starts_a_run_from_a_trained_model_and_refuses_one_that_does_not_fit(
+        afw_cache: Path, tmp_path: Path) -> None:
+    import keras
+
+    from face_keypoints.model.network import ModelSpec, build_model
+
+    config = tmp_path / "short.yaml"
+    config.write_text(yaml.safe_dump({"steps_per_epoch": 3, "epochs": 1}))
+    first = tmp_path / "first"
+    assert subprocess.run(_train_command(afw_cache, first, "--config", str(config)),
+                          capture_output=True, text=True).returncode == 0
+    # A learning rate too small to move the weights: what the second run saves is what it
+    # started from.
+    second = tmp_path / "second"
+    done = subprocess.run(_train_command(afw_cache, second, "--config", str(config),
+                                         "--init-model", str(first / "best.keras"),
+                                         "--learning-rate", "1e-12"),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"started from {first / 'best.keras'}; fresh heads: none" in done.stderr
+    metrics = json.loads((second / "metrics.json").read_text())
+    assert metrics["model"]["init_model"] == str(first / "best.keras")
+    before, after = (keras.models.load_model(run / "best.keras") for run in (first, second))
+    for name in ("conv_dw_7", "conv_pw_13", "points_ibug68"):
+        np.testing.assert_allclose(after.get_layer(name).get_weights()[0],
+                                   before.get_layer(name).get_weights()[0], atol=1e-7)
+
+    shallow = tmp_path / "shallow.keras"
+    build_model(ModelSpec(depth=3, input_size=96, head="gap")).save(shallow)
+    for init, message in ((shallow, "does not fit"), (first / "log.csv", ".keras model")):
+        refused = subprocess.run(_train_command(afw_cache, tmp_path / "refused", "--config",
+                                                str(config), "--init-model", str(init)),
+                                 capture_output=True, text=True)
+        assert refused.returncode == 2, refused.stderr
+        lines = [line for line in refused.stderr.splitlines() if "train: error:" in line]
+        assert len(lines) == 1 and message in lines[0] and str(init) in lines[0]
+        assert not (tmp_path / "refused" / "best.keras").exists()
 
 
 @needs_shared("300w", "afw")

@@ -62,11 +62,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, help="MobileNet width: 0.25, 0.5, 0.75 or 1.0")
     p.add_argument("--depth", type=int, help="depthwise-separable blocks kept (1-13)")
     p.add_argument("--input-size", type=int, help="model input in pixels (96-224)")
-    p.add_argument("--head", help="regression head: gap, flatten or dwpool")
+    p.add_argument("--head", help="regression head: gap, flatten, dwpool or msgap")
     p.add_argument("--loss", help="wing, l1 or l2")
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--backbone-weights",
                    help="imagenet (download), none, or a local keras-applications .h5 file")
+    p.add_argument("--init-model", metavar="KERAS",
+                   help="start from a trained .keras (e.g. pretrained on AFLW-21): every "
+                        "layer whose name and shape match is copied, other heads start at "
+                        "the mean shape")
     p.add_argument("--seed", type=int)
     p.add_argument("--distribute", choices=DISTRIBUTE)
     p.add_argument("--early-stopping", type=int, metavar="N",
@@ -87,8 +91,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 _TRAIN_FLAGS = ("data", "val", "epochs", "batch_size", "alpha", "depth", "input_size", "head",
-                "loss", "learning_rate", "backbone_weights", "seed", "distribute", "early_stopping",
-                "qat_epochs", "qat_learning_rate")
+                "loss", "learning_rate", "backbone_weights", "init_model", "seed", "distribute",
+                "early_stopping", "qat_epochs", "qat_learning_rate")
 
 
 def _run_train(args: argparse.Namespace) -> int:

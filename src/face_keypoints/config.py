@@ -35,6 +35,7 @@ class TrainConfig:
     head: str = "flatten"
     loss: str = "wing"
     backbone_weights: str = "imagenet"
+    init_model: str = ""  # a trained .keras to start from (see network.copy_matching_weights)
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0

@@ -6,7 +6,9 @@ Every epoch ends with a validation NME, a checkpoint that `--resume` continues f
 the logs (CSV, TensorBoard, curves.png) and, when validation improved, best.keras.
 `qat_epochs` then fine-tune the best float model with its kernels on the int8 grid
 (model/quantize.py): the float best stays as best_float.keras, and best.keras becomes the
-best model on the grid, whose int8 export scores what its float export does.
+best model on the grid, whose int8 export scores what its float export does. A run may
+start from another trained model (`init_model`, e.g. pretrained on AFLW-21): see
+network.copy_matching_weights.
 """
 
 from __future__ import annotations
@@ -251,6 +253,24 @@ def _build_training(config: TrainConfig, spec: ModelSpec, strategy, steps: int,
     return model, optimizer, step
 
 
+def _start_from(model, path: str) -> None:
+    """Load the weights of the trained model at `path` into `model` where they fit: all of
+    the backbone and every head of a scheme both predict."""
+    from face_keypoints.model.heads import output_name
+    from face_keypoints.model.network import copy_matching_weights
+    from face_keypoints.runtime.predictor import load_predictor
+
+    if Path(path).suffix != ".keras":
+        raise BadInput(f"--init-model {path}: give the .keras model a training run saved")
+    source = load_predictor(path).model
+    kept = copy_matching_weights(model, source)
+    misfits = [name for name in kept if not name.startswith(output_name(""))]
+    if misfits:
+        raise BadInput(f"--init-model {path}: {source.name} does not fit {model.name} "
+                       f"(its {misfits[0]} is missing or of another shape)")
+    print(f"started from {path}; fresh heads: {', '.join(kept) or 'none'}", file=sys.stderr)
+
+
 def _build_qat(config: TrainConfig, spec: ModelSpec, strategy, steps: int, model):
     """Shadows of `model`'s kernels, their optimizer and the on-grid train step."""
     from face_keypoints.model.quantize import WeightGrid
@@ -378,6 +398,8 @@ def train(
         raise BadInput(f"fewer training faces than one batch of {config.batch_size}")
     start_shapes = mean_shapes(sources, schemes, config.input_size)
     model, optimizer, train_step = _build_training(config, spec, strategy, steps, start_shapes)
+    if config.init_model and not continuing:
+        _start_from(model, config.init_model)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=2)
 
@@ -438,7 +460,8 @@ def train(
         "epochs_run": result.epochs_run, "train_images_per_s": round(result.images_per_second, 1),
         "train_seconds": round(result.wall_seconds, 1), "val": str(val_cache.path),
         "data": [str(c.path) for c, _ in sources], "schemes": schemes,
-        "model": spec.__dict__ | {"backbone_weights": config.backbone_weights},
+        "model": spec.__dict__ | {"backbone_weights": config.backbone_weights,
+                                  "init_model": config.init_model or None},
         "history": state["history"],
     })
     return result

@@ -11,12 +11,16 @@ from pathlib import Path
 import keras
 
 BN_MOMENTUM = 0.9
+# Blocks after which MobileNetV1 halves the resolution (conv_dw_2, 4, 6 and 12 stride 2):
+# the last block of each resolution stage, where a multi-scale head reads features.
+STAGE_ENDS = (1, 3, 5, 11)
 
 
 def build_backbone(
     image: keras.KerasTensor, alpha: float, depth: int, weights: str | None
-) -> keras.KerasTensor:
-    """MobileNetV1 features of `image` after `depth` depthwise-separable blocks.
+) -> list[keras.KerasTensor]:
+    """MobileNetV1 features of `image`: the output of the last block of every resolution
+    stage before block `depth`, then that of block `depth` (the deepest, last).
 
     `weights` is "imagenet" (downloads where there is internet), a local .h5 file of
     keras-applications' no-top MobileNet for this alpha, or None for a random start.
@@ -37,4 +41,5 @@ def build_backbone(
             # Keras' 0.99 lets the running statistics trail the weights by ~100 steps, so
             # validation of short fine-tunes looks far worse than training; 0.9 tracks.
             layer.momentum = BN_MOMENTUM
-    return base.get_layer(f"conv_pw_{depth}_relu").output
+    blocks = [b for b in STAGE_ENDS if b < depth] + [depth]
+    return [base.get_layer(f"conv_pw_{b}_relu").output for b in blocks]

@@ -7,7 +7,9 @@ feature map, which decides whether *where* a feature fired survives:
 * gap: global average pooling (MobileNet's classifier head; discards position);
 * flatten: every cell of the map feeds the dense layer (keeps position, more weights);
 * dwpool: a depthwise convolution as large as the map, a learned per-channel spatial
-  pooling (keeps position with few weights; MediaPipe's landmark models use this idea).
+  pooling (keeps position with few weights; MediaPipe's landmark models use this idea);
+* msgap: global average pooling of the last three resolution stages, concatenated (finer
+  maps carry local detail the deepest one has averaged away; PFLD's multi-scale idea).
 """
 
 from __future__ import annotations
@@ -21,8 +23,19 @@ def output_name(scheme: str) -> str:
     return f"points_{scheme}"
 
 
-def summarise(features: keras.KerasTensor, head: str) -> keras.KerasTensor:
-    """The shared feature vector every scheme's dense layer reads."""
+MULTI_SCALE_STAGES = 3
+
+
+def summarise(stages: list[keras.KerasTensor], head: str) -> keras.KerasTensor:
+    """The shared feature vector every scheme's dense layer reads, from the backbone's
+    stage outputs (build_backbone: finest first, deepest last)."""
+    features = stages[-1]
+    if head == "msgap":
+        pooled = [keras.layers.GlobalAveragePooling2D(name=f"head_pool_{i}")(stage)
+                  for i, stage in enumerate(stages[-MULTI_SCALE_STAGES:])]
+        if len(pooled) == 1:
+            return pooled[0]
+        return keras.layers.Concatenate(name="head_concat")(pooled)
     if head == "gap":
         return keras.layers.GlobalAveragePooling2D(name="head_pool")(features)
     if head == "flatten":

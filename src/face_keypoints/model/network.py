@@ -10,7 +10,8 @@ from face_keypoints.model.heads import output_name, regression_head, summarise
 from face_keypoints.model.spec import ModelSpec
 from face_keypoints.schemes import get_scheme
 
-__all__ = ["INPUT_NAME", "ModelSpec", "build_model", "model_schemes"]
+__all__ = ["INPUT_NAME", "ModelSpec", "build_model", "copy_matching_weights",
+           "model_schemes"]
 
 INPUT_NAME = "image"
 
@@ -24,8 +25,8 @@ def build_model(spec: ModelSpec, backbone_weights: str | None = None,
     """
     spec.check()
     image = keras.Input((spec.input_size, spec.input_size, 3), name=INPUT_NAME)
-    features = build_backbone(image, spec.alpha, spec.depth, backbone_weights)
-    vector = summarise(features, spec.head)
+    stages = build_backbone(image, spec.alpha, spec.depth, backbone_weights)
+    vector = summarise(stages, spec.head)
     outputs = {
         output_name(name): regression_head(vector, name, get_scheme(name).num_points,
                                            spec.dropout)
@@ -46,3 +47,27 @@ def model_schemes(model: keras.Model) -> list[str]:
     if not names:
         raise ValueError("not a face-keypoints model (no points_<scheme> outputs)")
     return [n[len(prefix):] for n in names]
+
+
+def copy_matching_weights(target: keras.Model, source: keras.Model) -> list[str]:
+    """Copy into `target` the weights of every `source` layer of the same name and shapes;
+    returns the names of the `target` layers with weights that kept their own.
+
+    This is how a run starts from another trained model: pretraining on a second data
+    set or scheme carries the backbone (and the heads the two share) over, while a head
+    the source lacks keeps its fresh start at the training set's mean shape.
+    """
+    kept = []
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        try:
+            weights = source.get_layer(layer.name).get_weights()
+        except ValueError:
+            kept.append(layer.name)
+            continue
+        if [w.shape for w in weights] != [tuple(w.shape) for w in layer.weights]:
+            kept.append(layer.name)
+            continue
+        layer.set_weights(weights)
+    return kept

@@ -12,7 +12,7 @@ from face_keypoints.schemes import get_scheme
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
 MAX_DEPTH = 13
 MIN_INPUT, MAX_INPUT = 96, 224
-HEADS = ("gap", "flatten", "dwpool")
+HEADS = ("gap", "flatten", "dwpool", "msgap")
 
 
 @dataclass
