@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES, REPO, needs_model, tree_digest
+from conftest import FIXTURES, REPO, needs_model, needs_shared, shared_path, tree_digest
 from PIL import Image
 
 from face_keypoints.errors import BadInput
@@ -278,3 +278,43 @@ def test_max_faces_keeps_the_best_faces(run_cli) -> None:
     everything = json.loads(run_cli("predict", two, "--json").out)["faces"]
     best = json.loads(run_cli("predict", two, "--json", "--max-faces", "1").out)["faces"]
     assert len(best) == 1 and best[0] == max(everything, key=lambda f: f["score"])
+
+
+@needs_model
+@needs_shared("aflw_merl68", "landmarks68.csv")
+def test_the_second_pass_frames_large_poses_better_than_the_detection() -> None:
+    """On 40 MERL-RAV test faces with |yaw| >= 45 degrees, placed 2x larger on a grey
+    frame: box NME of the crop the detection implies vs the second pass on the crop
+    around the first pass's landmarks (what detect and new tracks use)."""
+    from face_keypoints import geometry
+    from face_keypoints.data.face import Face
+    from face_keypoints.data.readers import merl68
+    from face_keypoints.metrics import present_mask
+    from face_keypoints.runtime.api import FaceLandmarker, as_rgb
+    from face_keypoints.runtime.detector import landmark_square
+
+    landmarker = FaceLandmarker()
+    faces = [f for f in merl68.read(shared_path("aflw_merl68"), None, "test")
+             if isinstance(f, Face) and abs(f.yaw) >= 45]
+    errors: dict[str, list[float]] = {"detection": [], "second_pass": []}
+    for face in faces:
+        image = as_rgb(face.image)
+        frame = np.full((480, 640, 3), 110, np.uint8)
+        big = cv2.resize(image, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_LINEAR)
+        frame[100:100 + big.shape[0], 150:150 + big.shape[1]] = big
+        present = present_mask(face.visibility)
+        truth = face.points[present] * 2.0 + [150, 100]
+        x0, y0, x1, y1 = geometry.landmark_box(truth)
+        size = np.sqrt((x1 - x0) * (y1 - y0))
+        found = landmarker.detector.detect(frame)
+        if not found:
+            continue
+        guesses = {"detection": landmarker.landmarker.points(frame, landmark_square(found[0])),
+                   "second_pass": landmarker.landmarker.detected_points(frame, found[0])}
+        for name, points in guesses.items():
+            errors[name].append(np.linalg.norm(points[present] - truth, axis=1).mean() / size)
+        if len(errors["detection"]) == 40:
+            break
+    assert len(errors["detection"]) == 40
+    first, second = (100 * np.mean(errors[n]) for n in ("detection", "second_pass"))
+    assert second < first - 0.2, (first, second)

