@@ -92,17 +92,24 @@ def plot(points: list[dict], out: Path, data: str, baseline: float | None,
         ax.scatter([shipped[0]], [shipped[1]], s=120, marker="*", color="black", zorder=4,
                    label="shipped model (full training)")
     xs = [p["us"] for p in points] + ([mediapipe] if mediapipe else [])
-    ys = [p["nme"] for p in points] + ([baseline] if baseline else [])
-    ys += [shipped[1]] if shipped else []
-    for p, y in zip(points, _label_heights(points, max(xs), max(ys) - min(ys)), strict=True):
+    # The y axis spans the models, not the mean shape, which is far above them: it is a
+    # line when it fits and a note when it does not.
+    ys = [p["nme"] for p in points] + ([shipped[1]] if shipped else [])
+    heights = _label_heights(points, max(xs), max(ys) - min(ys))
+    for p, y in zip(points, heights, strict=True):
         ax.annotate(p["name"], (p["us"], p["nme"]), xytext=(p["us"] + 0.04 * max(xs), y),
                     textcoords="data", fontsize=8, va="center",
                     arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.6})
-    if baseline is not None:
+    bottom, top = min(ys) - 0.3, max(ys + heights) + 0.4
+    ax.set_ylim(bottom, top)
+    if baseline is not None and baseline <= top:
         ax.axhline(baseline, color="0.4", linestyle="--", linewidth=1)
         ax.annotate(f"mean shape {baseline:.2f}%", (0.01, baseline), xytext=(0, 3),
                     xycoords=("axes fraction", "data"), textcoords="offset points",
                     fontsize=8, color="0.3")
+    elif baseline is not None:
+        ax.annotate(f"mean shape: {baseline:.2f}% (above the plot)", (0.01, 0.98),
+                    xycoords="axes fraction", fontsize=8, color="0.3", va="top")
     if mediapipe is not None:
         ax.axvline(mediapipe, color="C3", linestyle=":", linewidth=1.2)
         ax.annotate(f"MediaPipe face_landmark {mediapipe:.0f} us", (mediapipe, 0.98),
@@ -116,7 +123,7 @@ def plot(points: list[dict], out: Path, data: str, baseline: float | None,
     ax.grid(True, alpha=0.3)
     ax.set_xlim(0, max(xs) * 1.15)
     if len(files) > 1 or shipped is not None:
-        ax.legend(fontsize=8, loc="center")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.36, 0.99))
     fig.tight_layout()
     write_atomic(out, lambda tmp: fig.savefig(tmp))
     plt.close(fig)
