@@ -25,10 +25,9 @@ from face_keypoints.errors import BadInput
 from face_keypoints.models import default_folder, resolve_model
 
 # Inter-ocular NME (%) of the shipped model on the five faces, measured when it was
-# exported: fp32 5.390, fp16 5.383, keras 5.390, int8 5.365 (the model before it, without
-# quantization-aware epochs, scored 5.17 in float and 5.73 in int8). The bound is ~1.5x
-# the worst; a mean shape fitted to these very faces scores 16.1, a model with its left and
-# right points exchanged 63.
+# exported: fp32 5.094, fp16 5.090, keras 5.094, int8 5.128 (the 112 px model before it:
+# fp32 5.390, int8 5.365). The bound is ~1.5x the worst; a mean shape fitted to these very
+# faces scores 16.1, the 112 px model with its left and right points exchanged 63.
 NME_BOUND = 8.5
 
 # Keras 3.15 under numpy 2.4 warns from inside Keras when loading; nothing to fix here.
