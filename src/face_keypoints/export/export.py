@@ -118,7 +118,7 @@ def export(model: str | Path, output: str | Path,
                               "writes them anyway)")
         result.warnings += [f"{line} (written anyway: --allow-cpu-fallback)"
                             for line in blocked]
-        stale = _listed_files(output) - {*names.values(), keras_copy}
+        stale = set(_earlier_files(output).values()) - {*names.values(), keras_copy}
         # An old model.json must not describe the new files, even for a moment.
         (output / MODEL_JSON).unlink(missing_ok=True)
         for name in stale:
@@ -142,29 +142,34 @@ def export(model: str | Path, output: str | Path,
 def _source_run(model: Path) -> str | Path:
     """The run `model` came from: its folder, or, for the .keras copy of an earlier
     export (such as `default:keras`), the run that export's model.json names."""
-    import json
-
-    card = model.parent / MODEL_JSON
-    try:
-        recorded = json.loads(card.read_text(encoding="utf-8"))
-        if recorded["files"]["keras"]["file"] == model.name and recorded["source_run"]:
-            return recorded["source_run"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # not an export folder (a training run's folder has no model.json)
+    files = _earlier_files(model.parent)
+    if files.get("keras") == model.name:
+        recorded = _earlier_card(model.parent).get("source_run")
+        if isinstance(recorded, str) and recorded:
+            return recorded
     return model.resolve().parent
 
 
-def _listed_files(output: Path) -> set[str]:
-    """The file names an earlier export's model.json in `output` lists (none if absent or
-    unreadable: then nothing is known to be ours, and nothing is removed)."""
+def _earlier_card(folder: Path) -> dict:
+    """The model.json an earlier export left in `folder`; {} if absent or unreadable (a
+    training run's folder has none)."""
     import json
 
     try:
-        files = json.loads((output / MODEL_JSON).read_text(encoding="utf-8"))["files"]
-        names = {entry["file"] for entry in files.values()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return set()
-    return {n for n in names if isinstance(n, str) and Path(n).name == n}
+        card = json.loads((folder / MODEL_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
+def _earlier_files(folder: Path) -> dict[str, str]:
+    """{precision or "keras": file name} of the earlier export in `folder`, keeping only
+    plain names inside it: nothing else is known to be that export's."""
+    files = _earlier_card(folder).get("files")
+    if not isinstance(files, dict):
+        return {}
+    names = {key: entry.get("file") for key, entry in files.items() if isinstance(entry, dict)}
+    return {key: n for key, n in names.items() if isinstance(n, str) and Path(n).name == n}
 
 
 def _open_nonempty(path: str | Path) -> Cache:
