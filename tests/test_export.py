@@ -62,7 +62,8 @@ def cache(work: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def run_dir(work: Path) -> Path:
-    """A run folder with a tiny random model whose points depend on the image."""
+    """A run folder with a tiny random model whose points depend on the image, and the
+    part of a run's metrics.json that export reads (the calibration record)."""
     import keras
 
     from face_keypoints.model.network import ModelSpec, build_model
@@ -75,6 +76,7 @@ def run_dir(work: Path) -> Path:
     folder = work / "run"
     folder.mkdir()
     model.save(folder / "best.keras")
+    (folder / "metrics.json").write_text(json.dumps({"calibration": {"cache": "caches/helen"}}))
     return folder
 
 
@@ -104,6 +106,7 @@ def test_writes_one_file_per_precision_a_keras_copy_and_model_json(
     assert keras_copy.stat().st_mode & 0o777 == 0o644
     assert f"wrote {keras_copy}" in out
     assert card["source_run"] == str(run_dir.resolve())
+    assert card["calibrated_on"] == "caches/helen"
     assert card["input"]["size"] == SIZE
     assert not list(folder.glob(".export-*")), "staging folder left behind"
     assert {p.name for p in folder.iterdir()} == {
@@ -128,6 +131,7 @@ def test_the_keras_copy_loads_and_exports_again_naming_the_first_run(
     assert code == 0, err
     card = json.loads((work / "again" / "model.json").read_text())
     assert card["source_run"] == str(run_dir.resolve())  # not the first export's folder
+    assert card["calibrated_on"] == "caches/helen"
     assert list(card["files"]) == ["fp32", "keras"]
 
 

@@ -1,6 +1,6 @@
 """The train verb: losses, config, a real short training that is killed and resumed,
-tf.distribute's mirrored strategy, the guard on finished runs, the int8-grid epochs, and a
-run that starts from another trained model."""
+tf.distribute's mirrored strategy, the guard on finished runs, the int8-grid epochs, a
+run that starts from another trained model, and output calibration."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import SHARED_DATA, needs_shared
+from conftest import FIXTURES, SHARED_DATA, needs_shared
 
 from face_keypoints.config import TrainConfig
 from face_keypoints.errors import BadInput
@@ -242,6 +242,81 @@ def test_init_model_starts_a_run_from_a_trained_model_and_refuses_one_that_does_
         lines = [line for line in refused.stderr.splitlines() if "train: error:" in line]
         assert len(lines) == 1 and message in lines[0] and str(init) in lines[0]
         assert not (tmp_path / "refused" / "best.keras").exists()
+
+
+@needs_shared("300w", "helen_trainset")
+def test_calibrate_puts_a_finished_runs_outputs_on_the_reference_sets_convention(
+        afw_cache: Path, tmp_path: Path) -> None:
+    import keras
+
+    from face_keypoints.data.cache import open_cache
+    from face_keypoints.prepare import prepare
+    from face_keypoints.validation import ValidationSet
+
+    helen = tmp_path / "helen"
+    prepare("300w", SHARED_DATA / "300w" / "helen_trainset", helen, size=128, progress=False,
+            log=lambda line: None)
+    run = tmp_path / "run"
+    config = tmp_path / "short.yaml"
+    config.write_text(yaml.safe_dump({"steps_per_epoch": 3, "epochs": 2}))
+    command = _train_command(afw_cache, run, "--config", str(config))
+    assert subprocess.run(command, capture_output=True, text=True).returncode == 0
+    before = keras.models.load_model(run / "best.keras")
+    frames = ValidationSet(open_cache(helen), 96, role="train")
+
+    def mean_error(model) -> np.ndarray:
+        """(K, 2) mean error per point on HELEN, in input pixels."""
+        errors = np.where(frames.present[..., None], frames.predict(model) - frames.points,
+                          np.nan)
+        return np.nanmean(errors, axis=0) * 96
+
+    assert np.abs(mean_error(before)).max() > 1.0  # a 2-epoch model is far off on average
+
+    calibrated = subprocess.run([*command, "--resume", "--calibrate", str(helen)],
+                                capture_output=True, text=True)
+    assert calibrated.returncode == 0, calibrated.stderr
+    assert f"calibrated on {helen} (870 faces" in calibrated.stderr
+    after = keras.models.load_model(run / "best.keras")
+    assert np.abs(mean_error(after)).max() < 1e-3
+    # Only the output bias moved, by what the mean error was.
+    for layer in before.layers:
+        pairs = zip(layer.get_weights(), after.get_layer(layer.name).get_weights(),
+                    strict=True)
+        for index, (old, new) in enumerate(pairs):
+            if (layer.name, index) != ("points_ibug68", 1):
+                np.testing.assert_array_equal(old, new, err_msg=layer.name)
+    shift = (after.get_layer("points_ibug68").get_weights()[1]
+             - before.get_layer("points_ibug68").get_weights()[1]).reshape(-1, 2) * 96
+    np.testing.assert_allclose(shift, -mean_error(before), atol=1e-3)
+    record = json.loads((run / "metrics.json").read_text())["calibration"]
+    assert record["cache"] == str(helen) and record["faces"] == 870
+    assert record["nme_after"] < record["nme_before"]
+    assert {"val_nme_before", "val_nme_after", "mean_shift_px"} <= set(record)
+    assert TrainConfig.load(run / "config.yaml").calibrate == str(helen)
+
+    again = subprocess.run([*command, "--resume", "--calibrate", str(helen)],
+                           capture_output=True, text=True)
+    assert again.returncode == 2 and "finished" in again.stderr
+
+    # Started with --calibrate, a run scores every epoch as calibration leaves it: the
+    # best epoch's validation NME is what the calibrated best.keras scores.
+    started = tmp_path / "started"
+    done = subprocess.run([*_train_command(afw_cache, started, "--config", str(config)),
+                           "--calibrate", str(helen)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((started / "metrics.json").read_text())
+    assert metrics["best_val_nme"] == pytest.approx(
+        metrics["calibration"]["val_nme_after"], abs=2e-4)
+    assert metrics["calibration"]["val_nme_before"] != pytest.approx(metrics["best_val_nme"])
+    aflw = tmp_path / "aflw21"
+    prepare("aflw21", FIXTURES / "aflw21", aflw, size=128, progress=False, log=lambda line: None)
+    saved = (run / "best.keras").read_bytes()
+    refused = subprocess.run([*command, "--resume", "--calibrate", str(aflw)],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2
+    lines = [line for line in refused.stderr.splitlines() if "train: error:" in line]
+    assert len(lines) == 1 and "calibration scheme aflw21" in lines[0], refused.stderr
+    assert (run / "best.keras").read_bytes() == saved
 
 
 @needs_shared("300w", "afw")

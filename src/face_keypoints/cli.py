@@ -81,8 +81,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "weights trained on the int8 grid, so the int8 export keeps the "
                         "float model's accuracy (a finished run can be resumed to add them)")
     p.add_argument("--qat-learning-rate", type=float)
+    p.add_argument("--calibrate", metavar="CACHE",
+                   help="after training, shift the outputs by the model's mean error per "
+                        "point on this cache's training faces, so points follow its "
+                        "annotators' convention (a finished run can be resumed to do it)")
     p.add_argument("--resume", action="store_true",
-                   help="continue an unfinished run, or add --qat-epochs to a finished one")
+                   help="continue an unfinished run, or add --qat-epochs or --calibrate "
+                        "to a finished one")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run")
     p.add_argument("--benchmark-input", action="store_true",
                    help="measure images/s of the input pipeline and of training, then stop")
@@ -92,7 +97,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 _TRAIN_FLAGS = ("data", "val", "epochs", "batch_size", "alpha", "depth", "input_size", "head",
                 "loss", "learning_rate", "backbone_weights", "init_model", "seed", "distribute",
-                "early_stopping", "qat_epochs", "qat_learning_rate")
+                "early_stopping", "qat_epochs", "qat_learning_rate", "calibrate")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -118,8 +123,10 @@ def _run_train(args: argparse.Namespace) -> int:
         return 0
     result = train(config, args.output, resume=args.resume, overwrite=args.overwrite,
                    progress=not args.no_progress)
-    print(f"best validation NME {result.best_val_nme:.3f}% at epoch {result.best_epoch} of "
-          f"{result.epochs_run}; {result.images_per_second:.0f} images/s; "
+    calibrated = ("" if result.calibrated_val_nme is None
+                  else f" ({result.calibrated_val_nme:.3f}% calibrated)")
+    print(f"best validation NME {result.best_val_nme:.3f}%{calibrated} at epoch "
+          f"{result.best_epoch} of {result.epochs_run}; {result.images_per_second:.0f} images/s; "
           f"{result.wall_seconds / 60:.1f} min; model {result.run_dir / 'best.keras'}")
     return 0
 

@@ -22,7 +22,8 @@ class TrainConfig:
 
     `epochs` float epochs come first; `qat_epochs` more then fine-tune the best of them
     with every kernel on the int8 grid (model/quantize.py), at `qat_learning_rate`
-    decaying to zero.
+    decaying to zero. `calibrate` then moves the output bias onto a reference cache's
+    annotation convention (calibration.py).
     """
 
     data: list[str] = field(default_factory=list)
@@ -47,6 +48,7 @@ class TrainConfig:
     augment: dict = field(default_factory=dict)
     qat_epochs: int = 0
     qat_learning_rate: float = 1e-4
+    calibrate: str = ""  # a cache whose annotation convention the outputs follow (calibration.py)
 
     def to_dict(self) -> dict:
         return asdict(self)

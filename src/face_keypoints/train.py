@@ -8,7 +8,10 @@ the logs (CSV, TensorBoard, curves.png) and, when validation improved, best.kera
 (model/quantize.py): the float best stays as best_float.keras, and best.keras becomes the
 best model on the grid, whose int8 export scores what its float export does. A run may
 start from another trained model (`init_model`, e.g. pretrained on AFLW-21): see
-network.copy_matching_weights.
+network.copy_matching_weights. `calibrate` ends every run by moving the saved models'
+outputs onto a reference cache's annotation convention (calibration.py); a run started
+with it validates every epoch as calibration would leave that epoch's model, so the
+best epoch is chosen as it will ship.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ FINISHED = "metrics.json"
 BEST_FLOAT = "best_float.keras"
 FLOAT, QAT = "float", "qat"
 # Settings a --resume may change: they extend a run (or its int8 phase), never redo it.
-RESUMABLE = ("early_stopping", "qat_epochs", "qat_learning_rate")
+RESUMABLE = ("early_stopping", "qat_epochs", "qat_learning_rate", "calibrate")
 
 
 @dataclass
@@ -49,6 +52,7 @@ class TrainResult:
     epochs_run: int
     images_per_second: float
     wall_seconds: float
+    calibrated_val_nme: float | None = None  # best.keras's, when the run was calibrated
 
 
 def _strategy(kind: str):
@@ -105,7 +109,8 @@ def _model_schemes(sources: list[tuple[Cache, np.ndarray]], val: Cache) -> list[
 def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, config: TrainConfig) -> bool:
     """True when a run should be continued: an unfinished one, or with --resume a
     finished one that `config` gives more to do (float epochs that early stopping no
-    longer cuts off, or more quantization-aware epochs than it has run)."""
+    longer cuts off, more quantization-aware epochs than it has run, or a calibration
+    on another cache)."""
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
         return False
@@ -115,7 +120,8 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, config: TrainCo
         if resume:
             raise BadInput(f"{run_dir}: this run has finished; nothing to resume "
                            "(--overwrite starts it again; --qat-epochs N adds int8 "
-                           "fine-tuning; --early-stopping 0 runs all --epochs)")
+                           "fine-tuning; --early-stopping 0 runs all --epochs; "
+                           "--calibrate CACHE calibrates it)")
         raise BadInput(f"{run_dir}: holds a finished run; pass --overwrite to replace it")
     if (run_dir / STATE).exists():
         if not resume:
@@ -132,6 +138,8 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, config: TrainCo
 def _more_to_do(run_dir: Path, config: TrainConfig) -> bool:
     state = json.loads((run_dir / STATE).read_text())
     if sum(1 for entry in state["history"] if entry.get("phase") == QAT) < config.qat_epochs:
+        return True
+    if config.calibrate and state.get("calibration", {}).get("cache") != config.calibrate:
         return True
     stale = state["epoch"] - state["best_epoch"]
     return (state.get("phase", FLOAT) == FLOAT and state["epoch"] < config.epochs
@@ -287,10 +295,11 @@ class _Epochs:
     """The epoch loop both phases share: train, validate, keep the best model, checkpoint,
     log; `state` (state.json) is what --resume continues from."""
 
-    def __init__(self, run_dir: Path, model, stream, steps: int, validation, writer,
-                 state: dict, strategy, progress: bool) -> None:
+    def __init__(self, run_dir: Path, model, stream, steps: int, validation, reference,
+                 writer, state: dict, strategy, progress: bool) -> None:
         self.run_dir, self.model, self.stream, self.steps = run_dir, model, stream, steps
-        self.validation, self.writer, self.state = validation, writer, state
+        self.validation, self.reference = validation, reference
+        self.writer, self.state = writer, state
         self.strategy, self.progress = strategy, progress
 
     def run(self, phase: str, last_epoch: int, step, optimizer, manager, checkpoint_key: str,
@@ -323,7 +332,7 @@ class _Epochs:
                 finish()
             seconds = time.perf_counter() - start
             model = self.model
-            val = self.validation.nme(model)
+            val = self.validation.nme(model, self.reference)
             entry = {"epoch": epoch, "phase": phase, "lr": float(optimizer.learning_rate),
                      "train_loss": round(loss_sum / max(1, self.steps), 5),
                      "val_nme": round(val, 4), "images_per_s": round(seen / seconds, 1),
@@ -335,6 +344,7 @@ class _Epochs:
             if improved:
                 state["best_val_nme"], state["best_epoch"] = val, epoch
                 write_atomic(self.run_dir / "best.keras", model.save)
+                state.pop("calibration", None)
             stale = epoch - state["best_epoch"]
             state["epoch"] = epoch
             state[checkpoint_key] = Path(manager.save(checkpoint_number=epoch)).name
@@ -370,6 +380,10 @@ def train(
                            f"({', '.join(changed)}); resume with the run's own config")
     sources, val_cache = _open_caches(config)
     schemes = _model_schemes(sources, val_cache)
+    reference = open_cache(Path(config.calibrate)) if config.calibrate else None
+    if reference is not None and reference.scheme.name not in schemes:
+        raise BadInput(f"{reference.path}: calibration scheme {reference.scheme.name} is not "
+                       f"among the model's ({', '.join(schemes)})")
     spec = ModelSpec(alpha=config.alpha, depth=config.depth, input_size=config.input_size,
                      head=config.head, schemes=schemes, dropout=config.dropout)
     try:
@@ -404,7 +418,8 @@ def train(
     manager = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=2)
 
     state: dict = {"epoch": 0, "phase": FLOAT, "best_val_nme": math.inf, "best_epoch": 0,
-                   "history": [], "seconds": 0.0, "images": 0}
+                   "history": [], "seconds": 0.0, "images": 0,
+                   "validated_with": config.calibrate}
     if continuing:
         state = json.loads((run_dir / STATE).read_text())
         state.setdefault("phase", FLOAT)
@@ -419,12 +434,16 @@ def train(
     config.save(run_dir / "config.yaml")
 
     validation = ValidationSet(val_cache, config.input_size)
+    # Fixed when the run starts, so every epoch of its history is scored the same way.
+    validated_with = state.get("validated_with", "")
+    reference_frames = (ValidationSet(open_cache(Path(validated_with)), config.input_size,
+                                      role="train") if validated_with else None)
     print(f"training {spec.schemes} on {len(stream.samples)} faces, validating on "
           f"{len(validation.points)}; {steps} steps of {config.batch_size} per epoch, "
           f"{replicas} replica(s)", file=sys.stderr)
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
-    epochs = _Epochs(run_dir, model, stream, steps, validation, writer, state, strategy,
-                     progress)
+    epochs = _Epochs(run_dir, model, stream, steps, validation, reference_frames, writer,
+                     state, strategy, progress)
     try:
         if state["phase"] == FLOAT:
             epochs.run(FLOAT, config.epochs, train_step, optimizer, manager, "checkpoint",
@@ -449,8 +468,12 @@ def train(
         writer.close()
     if not state["history"]:
         raise FaceKeypointsError("training stopped before the first epoch ended")
+    if reference is not None:
+        _calibrate_run(run_dir, reference, config.input_size, validation, state)
+    calibration = state.get("calibration") or {}
     result = TrainResult(run_dir, state["best_epoch"], state["best_val_nme"], state["epoch"],
-                         state["images"] / max(state["seconds"], 1e-9), state["seconds"])
+                         state["images"] / max(state["seconds"], 1e-9), state["seconds"],
+                         calibration.get("val_nme_after"))
     float_best = {k: state.get(f"float_{k}", state[k]) for k in ("best_epoch", "best_val_nme")}
     write_json_atomic(run_dir / FINISHED, {
         "best_epoch": result.best_epoch, "best_val_nme": round(result.best_val_nme, 4),
@@ -462,9 +485,35 @@ def train(
         "data": [str(c.path) for c, _ in sources], "schemes": schemes,
         "model": spec.__dict__ | {"backbone_weights": config.backbone_weights,
                                   "init_model": config.init_model or None},
+        "calibration": calibration or None,
         "history": state["history"],
     })
     return result
+
+
+def _calibrate_run(run_dir: Path, reference: Cache, input_size: int, validation,
+                   state: dict) -> None:
+    """Calibrate best.keras (and best_float.keras) on `reference`; the record, with the
+    validation NME before and after, goes to state.json and metrics.json."""
+    import keras
+
+    from face_keypoints.calibration import calibrate
+
+    for name in (BEST_FLOAT, "best.keras"):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        model = keras.models.load_model(path, compile=False)
+        val_before = validation.nme(model)
+        record = calibrate(model, reference, input_size).summary()
+        record |= {"val_nme_before": round(val_before, 4),
+                   "val_nme_after": round(validation.nme(model), 4)}
+        write_atomic(path, model.save)
+    state["calibration"] = record
+    write_json_atomic(run_dir / STATE, state)
+    print(f"calibrated on {reference.path} ({record['faces']} faces, mean shift "
+          f"{record['mean_shift_px']} px): val NME {record['val_nme_before']:.3f}% -> "
+          f"{record['val_nme_after']:.3f}%", file=sys.stderr)
 
 
 def _start_qat(run_dir: Path, model, state: dict) -> None:

@@ -13,13 +13,15 @@ from face_keypoints.model.heads import output_name
 class ValidationSet:
     """Model inputs and normalised ground truth of a cache, made once, not per epoch.
 
-    Framed by the same pipeline as training, with augmentation off.
+    Framed by the same pipeline as training, with augmentation off. `role` picks the
+    cache's faces (Cache.indices): "val" to validate, "train" to calibrate on.
     """
 
-    def __init__(self, cache: Cache, input_size: int, batch_size: int = 128) -> None:
+    def __init__(self, cache: Cache, input_size: int, batch_size: int = 128,
+                 role: str = "val") -> None:
         self.scheme = cache.scheme
         head = cache.scheme.name
-        stream = BatchStream([(cache, cache.indices("val"))], [head], batch_size, input_size,
+        stream = BatchStream([(cache, cache.indices(role))], [head], batch_size, input_size,
                              augment=None, seed=0, shuffle=False)
         with stream:
             batches = list(stream.epoch(0))
@@ -27,11 +29,24 @@ class ValidationSet:
         self.points = np.concatenate([targets[head] for _, targets, _ in batches])
         self.present = np.concatenate([masks[head] for _, _, masks in batches]) > 0
 
-    def nme(self, model) -> float:
-        """Mean inter-ocular NME in percent (faces without both outer eyes left out)."""
+    def predict(self, model) -> np.ndarray:
+        """(N, K, 2) normalised points of the scheme's head."""
         key = output_name(self.scheme.name)
-        predicted = np.concatenate(
+        return np.concatenate(
             [np.asarray(model(images, training=False)[key]) for images in self.batches]
         ).reshape(self.points.shape)
+
+    def offset(self, model) -> np.ndarray:
+        """(K, 2) mean of ground truth minus prediction per point, normalised (0 for a point
+        never present): what calibration.py adds to the model's outputs."""
+        errors = np.where(self.present[..., None], self.points - self.predict(model), 0.0)
+        return errors.sum(axis=0) / np.maximum(self.present.sum(axis=0), 1)[:, None]
+
+    def nme(self, model, reference: ValidationSet | None = None) -> float:
+        """Mean inter-ocular NME in percent (faces without both outer eyes left out); with
+        a `reference`, of the model as calibration on it would leave it."""
+        predicted = self.predict(model)
+        if reference is not None:
+            predicted = predicted + reference.offset(model)
         errors = face_nme(predicted, self.points, self.present, self.scheme)["inter_ocular"]
         return float(np.nanmean(errors) * 100.0)

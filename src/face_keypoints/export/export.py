@@ -95,7 +95,7 @@ def export(model: str | Path, output: str | Path,
     names = {p: f"{keras_model.name}_{p}.tflite" for p in precisions}
     keras_copy = f"{keras_model.name}.keras"
     _check_output(output, [*names.values(), keras_copy, MODEL_JSON], overwrite)
-    source_run = _source_run(model)
+    provenance = _provenance(model)
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=output))
@@ -131,23 +131,33 @@ def export(model: str | Path, output: str | Path,
         shutil.rmtree(staging, ignore_errors=True)
         if created and not any(output.iterdir()):
             output.rmdir()  # a failed export into a new folder leaves no trace
-    write_model_json(output, keras_model, {**names, "keras": keras_copy},
-                     source_run=source_run)
+    write_model_json(output, keras_model, {**names, "keras": keras_copy}, **provenance)
 
     if parity is not None:
         _parity(result, parity, int8_io)
     return result
 
 
-def _source_run(model: Path) -> str | Path:
-    """The run `model` came from: its folder, or, for the .keras copy of an earlier
-    export (such as `default:keras`), the run that export's model.json names."""
-    files = _earlier_files(model.parent)
-    if files.get("keras") == model.name:
-        recorded = _earlier_card(model.parent).get("source_run")
+def _provenance(model: Path) -> dict[str, str | None]:
+    """The run `model` came from (its folder) and the cache its outputs were calibrated on
+    (that run's metrics.json); for the .keras copy of an earlier export (such as
+    `default:keras`), what that export's model.json says."""
+    import json
+
+    from face_keypoints.train import FINISHED
+
+    if _earlier_files(model.parent).get("keras") == model.name:
+        card = _earlier_card(model.parent)
+        recorded = card.get("source_run")
         if isinstance(recorded, str) and recorded:
-            return recorded
-    return model.resolve().parent
+            return {"source_run": recorded, "calibrated_on": card.get("calibrated_on")}
+    run = model.resolve().parent
+    try:
+        calibration = json.loads((run / FINISHED).read_text(encoding="utf-8"))["calibration"]
+        calibrated_on = str(calibration["cache"])
+    except (OSError, ValueError, KeyError, TypeError):
+        calibrated_on = None
+    return {"source_run": str(run), "calibrated_on": calibrated_on}
 
 
 def _earlier_card(folder: Path) -> dict:

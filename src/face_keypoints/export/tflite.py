@@ -71,9 +71,10 @@ def convert(model: keras.Model, path: Path, precision: str = "fp32",
 
 
 def write_model_json(directory: Path, model: keras.Model, files: dict[str, str],
-                     source_run: str | Path | None) -> Path:
+                     source_run: str | Path | None, calibrated_on: str | None = None) -> Path:
     """Describe the exported `files` ({precision: file name in `directory`}; the key
-    "keras" for the copy of the source .keras) for runtimes."""
+    "keras" for the copy of the source .keras) for runtimes; `calibrated_on` is the cache
+    whose annotation convention the outputs were moved onto (calibration.py)."""
     directory = Path(directory)
     size = int(model.input_shape[1])
     card = {
@@ -99,6 +100,7 @@ def write_model_json(directory: Path, model: keras.Model, files: dict[str, str],
         ],
         "files": {precision: _describe(directory / file) for precision, file in files.items()},
         "source_run": None if source_run is None else str(source_run),
+        "calibrated_on": calibrated_on,
     }
     path = directory / MODEL_JSON
     write_json_atomic(path, card)
