@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from face_keypoints.data.cache import Cache
 from face_keypoints.errors import BadInput
 from face_keypoints.model.heads import output_name
 from face_keypoints.validation import ValidationSet
@@ -43,18 +42,17 @@ class Calibration:
                 "nme_before": round(self.nme_before, 4), "nme_after": round(self.nme_after, 4)}
 
 
-def calibrate(model, cache: Cache, input_size: int) -> Calibration:
-    """Shift `model`'s output bias for the cache's scheme by its mean error there (in place)."""
-    scheme = cache.scheme.name
+def calibrate(model, frames: ValidationSet) -> Calibration:
+    """Shift `model`'s output bias for the frames' scheme by its mean error on them (in
+    place); `frames` is the reference cache's training faces (ValidationSet role "train")."""
     try:
-        dense = model.get_layer(output_name(scheme))
+        dense = model.get_layer(output_name(frames.scheme.name))
     except ValueError:
-        raise BadInput(f"{cache.path}: calibration scheme {scheme} is not one of the "
-                       "model's heads") from None
-    frames = ValidationSet(cache, input_size, role="train")
+        raise BadInput(f"{frames.path}: calibration scheme {frames.scheme.name} is not one "
+                       "of the model's heads") from None
     shift = frames.offset(model)
     before = frames.nme(model)
     kernel, bias = dense.get_weights()
     dense.set_weights([kernel, bias + shift.reshape(-1).astype(bias.dtype)])
-    return Calibration(str(cache.path), len(frames.points), shift * input_size, before,
-                       frames.nme(model))
+    return Calibration(str(frames.path), len(frames.points), shift * frames.input_size,
+                       before, frames.nme(model))

@@ -436,8 +436,10 @@ def train(
     validation = ValidationSet(val_cache, config.input_size)
     # Fixed when the run starts, so every epoch of its history is scored the same way.
     validated_with = state.get("validated_with", "")
-    reference_frames = (ValidationSet(open_cache(Path(validated_with)), config.input_size,
-                                      role="train") if validated_with else None)
+    reference_frames = None
+    if validated_with:
+        reference_frames = ValidationSet(open_cache(Path(validated_with)), config.input_size,
+                                         role="train")
     print(f"training {spec.schemes} on {len(stream.samples)} faces, validating on "
           f"{len(validation.points)}; {steps} steps of {config.batch_size} per epoch, "
           f"{replicas} replica(s)", file=sys.stderr)
@@ -469,7 +471,9 @@ def train(
     if not state["history"]:
         raise FaceKeypointsError("training stopped before the first epoch ended")
     if reference is not None:
-        _calibrate_run(run_dir, reference, config.input_size, validation, state)
+        if validated_with != config.calibrate:
+            reference_frames = ValidationSet(reference, config.input_size, role="train")
+        _calibrate_run(run_dir, reference_frames, validation, state)
     calibration = state.get("calibration") or {}
     result = TrainResult(run_dir, state["best_epoch"], state["best_val_nme"], state["epoch"],
                          state["images"] / max(state["seconds"], 1e-9), state["seconds"],
@@ -491,10 +495,10 @@ def train(
     return result
 
 
-def _calibrate_run(run_dir: Path, reference: Cache, input_size: int, validation,
-                   state: dict) -> None:
-    """Calibrate best.keras (and best_float.keras) on `reference`; the record, with the
-    validation NME before and after, goes to state.json and metrics.json."""
+def _calibrate_run(run_dir: Path, reference, validation, state: dict) -> None:
+    """Calibrate best.keras (and best_float.keras) on `reference` (a ValidationSet of the
+    reference cache's training faces); the record, with the validation NME before and
+    after, goes to state.json and metrics.json."""
     import keras
 
     from face_keypoints.calibration import calibrate
@@ -505,7 +509,7 @@ def _calibrate_run(run_dir: Path, reference: Cache, input_size: int, validation,
             continue
         model = keras.models.load_model(path, compile=False)
         val_before = validation.nme(model)
-        record = calibrate(model, reference, input_size).summary()
+        record = calibrate(model, reference).summary()
         record |= {"val_nme_before": round(val_before, 4),
                    "val_nme_after": round(validation.nme(model), 4)}
         write_atomic(path, model.save)

@@ -19,7 +19,7 @@ class ValidationSet:
 
     def __init__(self, cache: Cache, input_size: int, batch_size: int = 128,
                  role: str = "val") -> None:
-        self.scheme = cache.scheme
+        self.scheme, self.path, self.input_size = cache.scheme, cache.path, input_size
         head = cache.scheme.name
         stream = BatchStream([(cache, cache.indices(role))], [head], batch_size, input_size,
                              augment=None, seed=0, shuffle=False)
