@@ -50,9 +50,10 @@ def calibrate(model, frames: ValidationSet) -> Calibration:
     except ValueError:
         raise BadInput(f"{frames.path}: calibration scheme {frames.scheme.name} is not one "
                        "of the model's heads") from None
-    shift = frames.offset(model)
-    before = frames.nme(model)
+    predicted = frames.predict(model)
+    shift = frames.mean_error(predicted)
     kernel, bias = dense.get_weights()
     dense.set_weights([kernel, bias + shift.reshape(-1).astype(bias.dtype)])
+    # The outputs move by exactly `shift`, so the new score needs no second pass.
     return Calibration(str(frames.path), len(frames.points), shift * frames.input_size,
-                       before, frames.nme(model))
+                       frames.score(predicted), frames.score(predicted + shift))

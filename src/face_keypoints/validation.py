@@ -36,17 +36,22 @@ class ValidationSet:
             [np.asarray(model(images, training=False)[key]) for images in self.batches]
         ).reshape(self.points.shape)
 
-    def offset(self, model) -> np.ndarray:
-        """(K, 2) mean of ground truth minus prediction per point, normalised (0 for a point
-        never present): what calibration.py adds to the model's outputs."""
-        errors = np.where(self.present[..., None], self.points - self.predict(model), 0.0)
+    def mean_error(self, predicted: np.ndarray) -> np.ndarray:
+        """(K, 2) mean of ground truth minus `predicted` per point, normalised (0 for a
+        point never present): what calibration.py adds to the model's outputs."""
+        errors = np.where(self.present[..., None], self.points - predicted, 0.0)
         return errors.sum(axis=0) / np.maximum(self.present.sum(axis=0), 1)[:, None]
 
-    def nme(self, model, reference: ValidationSet | None = None) -> float:
-        """Mean inter-ocular NME in percent (faces without both outer eyes left out); with
-        a `reference`, of the model as calibration on it would leave it."""
-        predicted = self.predict(model)
-        if reference is not None:
-            predicted = predicted + reference.offset(model)
+    def score(self, predicted: np.ndarray) -> float:
+        """Mean inter-ocular NME in percent of `predicted` (faces without both outer eyes
+        left out)."""
         errors = face_nme(predicted, self.points, self.present, self.scheme)["inter_ocular"]
         return float(np.nanmean(errors) * 100.0)
+
+    def nme(self, model, reference: ValidationSet | None = None) -> float:
+        """`score` of the model's predictions; with a `reference`, of the model as
+        calibration on it would leave it."""
+        predicted = self.predict(model)
+        if reference is not None:
+            predicted = predicted + reference.mean_error(reference.predict(model))
+        return self.score(predicted)
