@@ -232,6 +232,19 @@ def test_init_model_starts_a_run_from_a_trained_model_and_refuses_one_that_does_
         np.testing.assert_allclose(after.get_layer(name).get_weights()[0],
                                    before.get_layer(name).get_weights()[0], atol=1e-7)
 
+    # A wider network starts from the narrow one widened: the same predictions.
+    wide = tmp_path / "wide"
+    done = subprocess.run(_train_command(afw_cache, wide, "--config", str(config),
+                                         "--init-model", str(first / "best.keras"),
+                                         "--alpha", "0.5", "--learning-rate", "1e-12"),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "widened mobilenet_a0.25_d13_96px_flatten into mobilenet_a0.5_d13_96px_flatten" \
+        in done.stderr
+    narrow_nme, wide_nme = (json.loads((run / "metrics.json").read_text())["best_val_nme"]
+                            for run in (first, wide))
+    assert wide_nme == pytest.approx(narrow_nme, rel=0.02)
+
     shallow = tmp_path / "shallow.keras"
     build_model(ModelSpec(depth=3, input_size=96, head="gap")).save(shallow)
     for init, message in ((shallow, "does not fit"), (first / "log.csv", ".keras model")):

@@ -70,7 +70,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init-model", metavar="KERAS",
                    help="start from a trained .keras (e.g. pretrained on AFLW-21): every "
                         "layer whose name and shape match is copied, other heads start at "
-                        "the mean shape")
+                        "the mean shape; a narrower model is widened to --alpha")
     p.add_argument("--seed", type=int)
     p.add_argument("--distribute", choices=DISTRIBUTE)
     p.add_argument("--early-stopping", type=int, metavar="N",

@@ -243,7 +243,10 @@ def _build_training(config: TrainConfig, spec: ModelSpec, strategy, steps: int,
     decay) and the compiled train step."""
     from face_keypoints.model.network import build_model
 
-    weights = None if config.backbone_weights == "none" else config.backbone_weights
+    # A run from init_model gets every backbone layer from it (_start_from), so loading
+    # ImageNet weights first would be wasted, and fail for a width they do not fit.
+    use_backbone = config.backbone_weights != "none" and not config.init_model
+    weights = config.backbone_weights if use_backbone else None
     with strategy.scope():
         try:
             model = build_model(spec, weights, start_shapes)
@@ -261,17 +264,27 @@ def _build_training(config: TrainConfig, spec: ModelSpec, strategy, steps: int,
     return model, optimizer, step
 
 
-def _start_from(model, path: str) -> None:
+def _start_from(model, path: str, seed: int) -> None:
     """Load the weights of the trained model at `path` into `model` where they fit: all of
-    the backbone and every head of a scheme both predict."""
+    the backbone and every head of a scheme both predict. A narrower model is widened
+    (model/widen.py), so a wider network starts from what a narrow one learned."""
     from face_keypoints.model.heads import output_name
     from face_keypoints.model.network import copy_matching_weights
+    from face_keypoints.model.widen import is_narrower, widen_into
     from face_keypoints.runtime.predictor import load_predictor
 
     if Path(path).suffix != ".keras":
         raise BadInput(f"--init-model {path}: give the .keras model a training run saved")
     source = load_predictor(path).model
-    kept = copy_matching_weights(model, source)
+    if is_narrower(source, model):
+        try:
+            kept = widen_into(model, source, seed)
+        except ValueError as err:
+            raise BadInput(f"--init-model {path}: cannot widen {source.name} into "
+                           f"{model.name}: {err}") from None
+        print(f"widened {source.name} into {model.name}", file=sys.stderr)
+    else:
+        kept = copy_matching_weights(model, source)
     misfits = [name for name in kept if not name.startswith(output_name(""))]
     if misfits:
         raise BadInput(f"--init-model {path}: {source.name} does not fit {model.name} "
@@ -413,7 +426,7 @@ def train(
     start_shapes = mean_shapes(sources, schemes, config.input_size)
     model, optimizer, train_step = _build_training(config, spec, strategy, steps, start_shapes)
     if config.init_model and not continuing:
-        _start_from(model, config.init_model)
+        _start_from(model, config.init_model, config.seed)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=2)
 
