@@ -9,8 +9,9 @@ one-thread fp32 median, and per test cache `nme`), and writes --out (default
 configs/results/accuracy_vs_latency.png): x = latency (us), y = inter-ocular NME (%) on
 --data (default afw). --baseline-nme draws the mean-shape baseline as a horizontal line,
 --mediapipe-us MediaPipe's face_landmark.tflite latency as a vertical one, --shipped the
-fully trained model as a star (all as measured elsewhere, e.g. by
-benchmarks/model_card.py). Prints the candidates as a markdown table.
+fully trained model as a star and each --trained another fully trained model as a hollow
+one (all as measured elsewhere, e.g. by benchmarks/model_card.py). Prints the candidates
+as a markdown table.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def _label_heights(points: list[dict], x_span: float, y_span: float) -> list[flo
 
 
 def plot(points: list[dict], out: Path, data: str, baseline: float | None,
-         mediapipe: float | None, shipped: tuple[float, float] | None) -> None:
+         mediapipe: float | None, shipped: tuple[float, float] | None,
+         trained: list[tuple[str, float, float]] = ()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,10 +93,16 @@ def plot(points: list[dict], out: Path, data: str, baseline: float | None,
     if shipped is not None:
         ax.scatter([shipped[0]], [shipped[1]], s=120, marker="*", color="black", zorder=4,
                    label="shipped model (full training)")
-    xs = [p["us"] for p in points] + ([mediapipe] if mediapipe else [])
+    for name, us, nme in trained:
+        ax.scatter([us], [nme], s=120, marker="*", facecolors="none", edgecolors="black",
+                   zorder=4)
+        ax.annotate(name, (us, nme), xytext=(6, -3), textcoords="offset points", fontsize=8)
+    xs = ([p["us"] for p in points] + ([mediapipe] if mediapipe else [])
+          + [us for _, us, _ in trained])
     # The y axis spans the models, not the mean shape, which is far above them: it is a
     # line when it fits and a note when it does not.
-    ys = [p["nme"] for p in points] + ([shipped[1]] if shipped else [])
+    ys = ([p["nme"] for p in points] + ([shipped[1]] if shipped else [])
+          + [nme for _, _, nme in trained])
     heights = _label_heights(points, max(xs), max(ys) - min(ys))
     for p, y in zip(points, heights, strict=True):
         ax.annotate(p["name"], (p["us"], p["nme"]), xytext=(p["us"] + 0.04 * max(xs), y),
@@ -140,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="MediaPipe face_landmark.tflite's latency: a vertical line")
     parser.add_argument("--shipped", type=float, nargs=2, metavar=("US", "PERCENT"),
                         help="the shipped model's latency and NME on --data: a star")
+    parser.add_argument("--trained", nargs=3, action="append", default=[],
+                        metavar=("LABEL", "US", "PERCENT"),
+                        help="another fully trained model: a hollow star (repeatable)")
     parser.add_argument("--out", type=Path,
                         default=REPO / "configs" / "results" / "accuracy_vs_latency.png")
     args = parser.parse_args(argv)
@@ -147,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     if not points:
         sys.exit(f"no candidate with a {args.data} NME and a latency in "
                  f"{args.results}/*sweep*.json")
-    plot(points, args.out, args.data, args.baseline_nme, args.mediapipe_us, args.shipped)
+    trained = [(label, float(us), float(nme)) for label, us, nme in args.trained]
+    plot(points, args.out, args.data, args.baseline_nme, args.mediapipe_us, args.shipped,
+         trained)
     print(table(points))
     print(f"wrote {args.out}")
     return 0

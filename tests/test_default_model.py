@@ -25,10 +25,9 @@ from face_keypoints.errors import BadInput
 from face_keypoints.models import default_folder, resolve_model
 
 # Inter-ocular NME (%) of the shipped model on the five faces, measured when it was
-# exported: fp32 4.364, fp16 4.363, keras 4.364, int8 4.412 (the same network before its
-# calibration on HELEN: fp32 5.094, int8 5.128). The bound is ~1.5x the worst; a mean
-# shape fitted to these very faces scores 16.1, the 112 px model with its left and right
-# points exchanged 63.
+# exported: fp32 4.125, fp16 4.129, keras 4.125, int8 4.160 (the width-0.25 default before
+# it: fp32 4.364, int8 4.412). The bound is ~1.5x the worst; a mean shape fitted to these
+# very faces scores 16.1, the 112 px model with its left and right points exchanged 63.
 NME_BOUND = 6.5
 
 # Keras 3.15 under numpy 2.4 warns from inside Keras when loading; nothing to fix here.
