@@ -76,7 +76,7 @@ def _label_heights(points: list[dict], x_span: float, y_span: float) -> list[flo
 
 def plot(points: list[dict], out: Path, data: str, baseline: float | None,
          mediapipe: float | None, shipped: tuple[float, float] | None,
-         trained: list[tuple[str, float, float]] = ()) -> None:
+         trained: tuple[tuple[str, float, float], ...] = ()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if not points:
         sys.exit(f"no candidate with a {args.data} NME and a latency in "
                  f"{args.results}/*sweep*.json")
-    trained = [(label, float(us), float(nme)) for label, us, nme in args.trained]
+    trained = tuple((label, float(us), float(nme)) for label, us, nme in args.trained)
     plot(points, args.out, args.data, args.baseline_nme, args.mediapipe_us, args.shipped,
          trained)
     print(table(points))

@@ -56,7 +56,7 @@ def widen_into(target: keras.Model, source: keras.Model, seed: int = 0,
         if isinstance(layer, _CHANNELWISE):
             continue
         if isinstance(layer, keras.layers.Dense):
-            _set(layer, _mix(old.get_weights(), channels, _identity(layer.units),
+            _set(layer, _mix(old.get_weights(), channels, np.arange(layer.units),
                              rng, 0, noise))
         elif isinstance(layer, keras.layers.DepthwiseConv2D):
             weights = old.get_weights()
@@ -64,7 +64,7 @@ def widen_into(target: keras.Model, source: keras.Model, seed: int = 0,
         elif isinstance(layer, keras.layers.Conv2D):
             weights = old.get_weights()
             outputs = _copies(weights[0].shape[-1], layer.filters, rng)
-            inputs = channels if channels is not None else _identity(weights[0].shape[2])
+            inputs = channels if channels is not None else np.arange(weights[0].shape[2])
             _set(layer, _mix(weights, inputs, outputs, rng, 2, noise))
             channels = outputs
         elif isinstance(layer, keras.layers.Flatten):
@@ -79,16 +79,12 @@ def widen_into(target: keras.Model, source: keras.Model, seed: int = 0,
     return kept
 
 
-def _identity(count: int) -> np.ndarray:
-    return np.arange(count)
-
-
 def _copies(old: int, new: int, rng: np.random.Generator) -> np.ndarray:
     """Source channel of each of `new` channels: every source channel once, in order,
     then random ones."""
     if new < old:
         raise ValueError(f"cannot narrow {old} channels to {new}")
-    return np.concatenate([_identity(old), rng.integers(0, old, new - old)])
+    return np.concatenate([np.arange(old), rng.integers(0, old, new - old)])
 
 
 def _mix(weights: list[np.ndarray], inputs: np.ndarray, outputs: np.ndarray,
