@@ -256,14 +256,15 @@ def fit(model: str | None) -> dict:
               "_BOX_RANGE": [[round(float(v), 3) for v in train_y.min(axis=0)],
                              [round(float(v), 3) for v in train_y.max(axis=0)]]}
     if model is not None:
-        result["afw_nme_pct"] = _crop_nme(model, detector, constant)
-        result["merl_test_box_nme_pct"] = _merl_crop_nme(model, detector, weights)
+        result["afw_nme_pct"] = afw_crop_nme(model, detector, constant)
+        result["merl_test_box_nme_pct"] = merl_crop_nme(model, detector, weights)
     return result
 
 
-def _merl_crop_nme(model: str, detector: BlazeFace, weights: np.ndarray,
-                   per_bin: int = 100) -> dict:
-    """Box-normalised NME by yaw on MERL-RAV test faces for each way of placing the crop."""
+def merl_crop_nme(model: str, detector: BlazeFace, weights: np.ndarray | None = None,
+                  per_bin: int = 100) -> dict:
+    """Box-normalised NME by yaw on MERL-RAV test faces for each way of placing the crop
+    (the unclipped fit only with its `weights`)."""
     from face_keypoints.runtime.landmarker import Landmarker
 
     landmarker = Landmarker(model, threads=1)
@@ -275,8 +276,8 @@ def _merl_crop_nme(model: str, detector: BlazeFace, weights: np.ndarray,
         yaw = abs(float(row["yaw_degrees"]))
         label = next(f"yaw_{lo}_{hi}" for lo, hi in YAW_BINS if yaw < hi or hi == 90)
         bins = errors.setdefault(label, {"annotation": [], "detection_fit": [],
-                                         "detection_fit_second_pass": [],
-                                         "detection_unclipped": []})
+                                         "detection_fit_second_pass": []}
+                                 | ({"detection_unclipped": []} if weights is not None else {}))
         if len(bins["annotation"]) >= per_bin:
             continue
         values = [row[f"{a}{i}"] for i in range(68) for a in "xy"]
@@ -292,15 +293,16 @@ def _merl_crop_nme(model: str, detector: BlazeFace, weights: np.ndarray,
                  if (np.abs((d.box[:2] + d.box[2:]) / 2.0 - centre) < side / 2.0).all()]
         if not found:
             continue
-        width = found[0].box[2] - found[0].box[0]
-        middle = (found[0].box[:2] + found[0].box[2:]) / 2.0
-        features = np.concatenate([[1.0], ((found[0].keypoints - middle) / width).ravel()])
-        dx, dy, log_ratio = features @ weights
         squares = {"annotation": geometry.square_around(box, geometry.MODEL_SCALE),
-                   "detection_fit": landmark_square(found[0]),
-                   "detection_unclipped": geometry.Square(
-                       float(middle[0] + dx * width), float(middle[1] + dy * width),
-                       float(width * np.exp(log_ratio) * geometry.MODEL_SCALE))}
+                   "detection_fit": landmark_square(found[0])}
+        if weights is not None:
+            width = found[0].box[2] - found[0].box[0]
+            middle = (found[0].box[:2] + found[0].box[2:]) / 2.0
+            features = np.concatenate([[1.0], ((found[0].keypoints - middle) / width).ravel()])
+            dx, dy, log_ratio = features @ weights
+            squares["detection_unclipped"] = geometry.Square(
+                float(middle[0] + dx * width), float(middle[1] + dy * width),
+                float(width * np.exp(log_ratio) * geometry.MODEL_SCALE))
         for name, square in squares.items():
             predicted = landmarker.points(frame, square)
             bins[name].append(float(np.linalg.norm(predicted[present] - truth, axis=1).mean())
@@ -313,14 +315,16 @@ def _merl_crop_nme(model: str, detector: BlazeFace, weights: np.ndarray,
             | {"faces": len(bins["annotation"])} for label, bins in errors.items()}
 
 
-def _crop_nme(model: str, detector: BlazeFace, constant: np.ndarray) -> dict:
-    """Mean NME of the landmark model on AFW for each way of placing its crop."""
+def afw_crop_nme(model: str, detector: BlazeFace, constant: np.ndarray | None = None) -> dict:
+    """Mean NME of the landmark model on AFW for each way of placing its crop (the
+    constant map only with its `constant`)."""
     from face_keypoints.runtime.landmarker import Landmarker
 
     landmarker = Landmarker(model, threads=1)
     errors: dict[str, list[float]] = {"annotation": [], "detection_fit": [],
-                                      "detection_fit_second_pass": [],
-                                      "detection_constant": []}
+                                      "detection_fit_second_pass": []}
+    if constant is not None:
+        errors["detection_constant"] = []
     for image_path in sorted((SHARED / "300w" / "afw").glob("*.jpg")):
         image, points = read_rgb(image_path), _pts(image_path.with_suffix(".pts"))
         eyes = np.stack([points[36:42].mean(axis=0), points[42:48].mean(axis=0)])
@@ -330,14 +334,15 @@ def _crop_nme(model: str, detector: BlazeFace, constant: np.ndarray) -> dict:
                  < 0.5 * np.linalg.norm(eyes[0] - eyes[1])]
         if not found:
             continue
-        side = found[0].box[2] - found[0].box[0]
-        centre = (found[0].box[:2] + found[0].box[2:]) / 2.0
-        fixed = geometry.Square(float(centre[0] + constant[0] * side),
-                                float(centre[1] + constant[1] * side),
-                                float(side * np.exp(constant[2]) * geometry.MODEL_SCALE))
         squares = {"annotation": geometry.square_around(geometry.landmark_box(points),
                                                         geometry.MODEL_SCALE),
-                   "detection_fit": landmark_square(found[0]), "detection_constant": fixed}
+                   "detection_fit": landmark_square(found[0])}
+        if constant is not None:
+            side = found[0].box[2] - found[0].box[0]
+            centre = (found[0].box[:2] + found[0].box[2:]) / 2.0
+            squares["detection_constant"] = geometry.Square(
+                float(centre[0] + constant[0] * side), float(centre[1] + constant[1] * side),
+                float(side * np.exp(constant[2]) * geometry.MODEL_SCALE))
         for name, square in squares.items():
             predicted = landmarker.points(image, square)
             errors[name].append(float(np.linalg.norm(predicted - points, axis=1).mean())

@@ -181,6 +181,34 @@ def test_model_input_is_the_model_frame(afw: Cache, frontal: int) -> None:
                                atol=1e-5)
 
 
+def _scale_about_mean(placed: np.ndarray, reference: np.ndarray) -> float:
+    """The zoom that carries `reference` onto `placed` (both unrotated)."""
+    a, b = placed - placed.mean(axis=0), reference - reference.mean(axis=0)
+    return float(np.sqrt((a**2).sum() / (b**2).sum()))
+
+
+def test_tight_framing_narrows_zoom_and_shift_only(afw: Cache, frontal: int) -> None:
+    image, points, visibility = sample(afw, frontal)
+    _, reference = model_input(image, points, visibility, SIZE)
+    wide = Augmenter(only(rotation=0.0), SIZE)
+    exact = Augmenter(only(rotation=0.0, tight_p=1.0, tight_scale=0.0), SIZE)
+    half = Augmenter(only(rotation=0.0, tight_p=1.0, tight_scale=0.5), SIZE)
+    for seed in range(10):
+        _, p_wide, _ = wide(image, points, visibility, afw.scheme, np.random.default_rng(seed))
+        _, p_exact, _ = exact(image, points, visibility, afw.scheme,
+                              np.random.default_rng(seed))
+        _, p_half, _ = half(image, points, visibility, afw.scheme, np.random.default_rng(seed))
+        # Scale 0: framed exactly as validation frames the face, whatever was drawn.
+        np.testing.assert_allclose(p_exact, reference, atol=1e-5)
+        # Scale 0.5: the same draw's zoom deviation, halved.
+        zoom = _scale_about_mean(p_wide, reference)
+        assert abs(_scale_about_mean(p_half, reference) - (1 + (zoom - 1) / 2)) < 1e-4, seed
+    # Rotation is the face's own roll, kept whole.
+    rolled = Augmenter(only(rotation=30.0, tight_p=1.0, tight_scale=0.0), SIZE)
+    _, p_rolled, _ = rolled(image, points, visibility, afw.scheme, np.random.default_rng(1))
+    assert np.abs(p_rolled - reference).max() > 0.01
+
+
 def test_config_round_trips_through_json() -> None:
     config = AugmentConfig(rotation=15.0, zoom=(0.9, 1.1), jpeg_quality=(50, 95))
     assert AugmentConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
@@ -188,6 +216,8 @@ def test_config_round_trips_through_json() -> None:
         AugmentConfig.from_dict({"rotate": 10})
     with pytest.raises(ValueError, match="flip_p"):
         AugmentConfig(flip_p=1.5)
+    with pytest.raises(ValueError, match="tight_p"):
+        AugmentConfig(tight_p=-0.1)
     with pytest.raises(ValueError, match="low is above high"):
         AugmentConfig(zoom=(1.2, 0.8))
     with pytest.raises(ValueError, match="odd"):

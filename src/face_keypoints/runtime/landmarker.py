@@ -58,10 +58,10 @@ class Landmarker:
 
         The detection-to-crop relation is a fit on mostly frontal faces, and it frames
         profiles loosely; the first pass's landmarks frame the face as training did.
-        Measured by `benchmarks/detectors.py --fit --model default:fp32`: box NME on
-        100 MERL-RAV test faces at yaw 60-90 falls from 4.51 to 3.89 % (30-60: 3.39 to
-        3.19 %; AFW, mostly frontal: 5.67 and 5.69 %), for one more landmark inference
-        per face.
+        Measured by `benchmarks/detectors.py --fit --model default:fp16`: box NME on
+        100 MERL-RAV test faces at yaw 60-90 falls from 4.32 to 3.76 % (30-60: 3.36 to
+        3.16 %; AFW, mostly frontal, inter-ocular: 4.85 and 4.89 %), for one more landmark
+        inference per face.
         """
         first = self.points(image, landmark_square(detection))
         return self.points(image, crop_square(first))
