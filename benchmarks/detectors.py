@@ -212,7 +212,7 @@ def _fit_rows(folder: Path, detector: BlazeFace) -> tuple[np.ndarray, np.ndarray
     features, targets, missed = [], [], 0
     for image in sorted(folder.glob("*.jpg")):
         points = _pts(image.with_suffix(".pts"))
-        eyes = np.stack([points[36:42].mean(axis=0), points[42:48].mean(axis=0)])
+        eyes = np.stack(IBUG68.eye_centres(points))
         ocular = float(np.linalg.norm(eyes[0] - eyes[1]))
         near = [(float(np.linalg.norm(d.keypoints[:2] - eyes, axis=1).max()), i, d)
                 for i, d in enumerate(detector.detect(read_rgb(image)))]
@@ -280,8 +280,8 @@ def merl_crop_nme(model: str, detector: BlazeFace, weights: np.ndarray | None = 
                                  | ({"detection_unclipped": []} if weights is not None else {}))
         if len(bins["annotation"]) >= per_bin:
             continue
-        values = [row[f"{a}{i}"] for i in range(68) for a in "xy"]
-        points = np.array([float(v) if v else np.nan for v in values]).reshape(68, 2)
+        values = [row[f"{a}{i}"] for i in range(IBUG68.num_points) for a in "xy"]
+        points = np.array([float(v) if v else np.nan for v in values]).reshape(IBUG68.num_points, 2)
         present = ~np.isnan(points).any(axis=1)
         frame, matrix = _on_frame(read_rgb(SHARED / "aflw21" / "images" / row["image"]), 2.0,
                                   rng)
@@ -327,7 +327,7 @@ def afw_crop_nme(model: str, detector: BlazeFace, constant: np.ndarray | None = 
         errors["detection_constant"] = []
     for image_path in sorted((SHARED / "300w" / "afw").glob("*.jpg")):
         image, points = read_rgb(image_path), _pts(image_path.with_suffix(".pts"))
-        eyes = np.stack([points[36:42].mean(axis=0), points[42:48].mean(axis=0)])
+        eyes = np.stack(IBUG68.eye_centres(points))
         ocular = float(np.linalg.norm(np.subtract(*points[list(IBUG68.outer_eyes)])))
         found = [d for d in detector.detect(image)
                  if np.linalg.norm(d.keypoints[:2] - eyes, axis=1).max()

@@ -81,9 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not label or not model:
             parser.error(f"--model {item}: give LABEL=MODEL")
         models[label] = model
+    from detectors import SHARED
+
     from face_keypoints.errors import BadInput
     from face_keypoints.fileio import write_text_atomic
 
+    if not SHARED.is_dir():
+        print(f"{SHARED}: not found; AFW's photos and MERL-RAV's faces are read from it",
+              file=sys.stderr)
+        return 2
     rows = {}
     for label, model in models.items():
         try:
