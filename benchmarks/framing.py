@@ -53,7 +53,9 @@ def table(rows: dict[str, dict], caches: list[str]) -> str:
                for b in BINS])
     lines = ["| model | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for label, row in rows.items():
-        cells = [f"{row['evaluate'][c]:.2f}" for c in caches]
+        # evaluate reports None where no face has both outer eyes.
+        cells = [f"{v:.2f}" if (v := row["evaluate"][c]) is not None else "n/a"
+                 for c in caches]
         cells.append(f"{row['afw']['annotation']:.2f} / "
                      f"{row['afw']['detection_fit_second_pass']:.2f}")
         cells += [f"{row['merl'][b]['annotation']:.2f} / "
