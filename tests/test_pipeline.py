@@ -135,6 +135,35 @@ def test_epoch_order_is_a_function_of_seed_and_epoch(caches: tuple[Cache, Cache]
     assert any(min(batch) < 100 <= max(batch) for batch in seen), "schemes should mix"
 
 
+def test_weights_set_each_sources_share_of_an_epoch(caches: tuple[Cache, Cache]) -> None:
+    """Weight 2.5 gives every face of a source twice and half of them a third time,
+    drawn anew each epoch; weight 0.5 half the faces; both seeded like the order."""
+    ibug, aflw = caches
+    stream = make(caches, augment=None, weights=[2.5, 0.5], drop_remainder=False)
+    assert stream.epoch_size == round(2.5 * len(ibug)) + round(0.5 * len(aflw))
+    assert len(stream) == -(-stream.epoch_size // 4)
+    epochs = [stream.order(e) for e in range(4)]
+    for order in epochs:
+        counts = np.bincount(order, minlength=len(ibug) + len(aflw))
+        assert set(counts[: len(ibug)].tolist()) == {2, 3}
+        assert (counts[: len(ibug)] == 3).sum() == round(0.5 * len(ibug))
+        assert set(counts[len(ibug):].tolist()) == {0, 1}
+        assert counts[len(ibug):].sum() == round(0.5 * len(aflw))
+    assert len({tuple(np.sort(order)) for order in epochs}) > 1, "extra draws should vary"
+    again = make(caches, augment=None, weights=[2.5, 0.5], drop_remainder=False)
+    np.testing.assert_array_equal(again.order(3), epochs[3])
+    with pytest.raises(ValueError, match="weight"):
+        make(caches, weights=[1.0, 0.0])
+
+
+def test_unit_weights_keep_the_unweighted_order(caches: tuple[Cache, Cache]) -> None:
+    """Configs written before weights existed see the same epochs."""
+    plain, weighted = make(caches), make(caches, weights=[1.0, 1.0])
+    expected = np.random.default_rng([5, 2]).permutation(len(plain.samples))
+    np.testing.assert_array_equal(plain.order(2), expected)
+    np.testing.assert_array_equal(weighted.order(2), expected)
+
+
 def test_resume_and_thread_count_give_identical_batches(caches: tuple[Cache, Cache]) -> None:
     straight = make(caches)
     collect(straight.epoch(0))

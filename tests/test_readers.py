@@ -348,3 +348,21 @@ def test_aflw21_reader_refuses_a_csv_of_another_layout() -> None:
     with pytest.raises(BadInput, match="an AFLW-21 file has"):
         read("aflw21", FIXTURES / "aflw21",
              annotations=FIXTURES / "aflw_merl68" / "landmarks68.csv")
+
+
+def test_wflw_faces_are_held_out_by_photo() -> None:
+    """One-face crops `<photo>_<k>.jpg` of one photo share an identity, so a validation
+    split never has a photo on both sides; a published name is its photo already."""
+    assert wflw.photo("0--Parade/0_Parade_Parade_0_29_277_3.jpg") == \
+        "0--Parade/0_Parade_Parade_0_29_277"
+    assert wflw.photo("51--Dresses/51_Dresses_wearingdress_51_377.jpg") == \
+        "51--Dresses/51_Dresses_wearingdress_51_377.jpg"
+    assert wflw.photo("portrait_2.jpg") == "portrait_2.jpg"
+
+
+@needs_shared("wflw_partial")
+def test_wflw_partial_has_one_identity_per_photo() -> None:
+    root = shared_path("wflw_partial")
+    faces = [f for f in wflw.read(root, None, "train") if isinstance(f, Face)]
+    assert len(faces) == 279
+    assert len({f.identity for f in faces}) == 233  # the README's photo count

@@ -256,7 +256,7 @@ def test_cofw_names_sit_on_the_features_they_name() -> None:
 MAPPINGS = [("wflw98", "ibug68"), ("ibug68", "aflw21"), ("ibug68", "cofw29"),
             ("aflw21", "aflw19"), ("aflw21", "ibug68"), ("aflw19", "aflw21"),
             ("wflw98", "aflw21"), ("wflw98", "cofw29"), ("wflw98", "aflw19"),
-            ("aflw19", "ibug68"), ("ibug68", "aflw19")]
+            ("aflw19", "ibug68"), ("ibug68", "aflw19"), ("ibug68", "wflw98")]
 
 
 @pytest.mark.parametrize(("src", "dst"), MAPPINGS)
@@ -286,6 +286,17 @@ def test_mapping_rows_are_averages(src: str, dst: str) -> None:
     assert defined.sum() >= 10
     np.testing.assert_allclose(matrix[defined].sum(axis=1), 1.0, atol=1e-6)
     assert (matrix[defined] >= 0).all()
+
+
+def test_ibug_to_wflw_gives_back_the_68_wflw_points_that_are_ibug_points() -> None:
+    """A 68-point label supervises exactly the WFLW points that are an iBUG point, at
+    their own positions; the other 30 stay undefined."""
+    for face in fixture_faces("wflw", "wflw"):
+        ibug, _ = map_points(face.points, "wflw98", "ibug68")
+        back, defined = map_points(ibug, "ibug68", "wflw98")
+        assert defined.sum() == 68
+        np.testing.assert_allclose(back[defined], face.points[defined], atol=1e-4)
+        assert not defined[[1, 3, 38, 50, 62, 66, 70, 74, 96, 97]].any()
 
 
 def test_wflw_to_ibug_keeps_wflw_eye_corners_and_jaw_ends() -> None:

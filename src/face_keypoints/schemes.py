@@ -269,6 +269,9 @@ _MAPPINGS: dict[tuple[str, str], list[tuple[int, ...] | None]] = {
     ("aflw21", "aflw19"): [(i,) for i in _AFLW19_FROM_21],
 }
 _MAPPINGS[("aflw21", "ibug68")] = _single_source_inverse(_IBUG_TO_AFLW21, 68)
+# The 68 WFLW points that are an iBUG point; the other 30 (the second jaw points, the
+# brows' lower edges, the eyes' extra points and the pupils) have no iBUG counterpart.
+_MAPPINGS[("ibug68", "wflw98")] = _single_source_inverse(_WFLW_TO_IBUG, 98)
 _MAPPINGS[("aflw19", "aflw21")] = _single_source_inverse(_MAPPINGS[("aflw21", "aflw19")], 21)
 
 

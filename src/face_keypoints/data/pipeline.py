@@ -75,6 +75,7 @@ class BatchStream:
         drop_remainder: bool | None = None,
         workers: int = 1,
         prefetch: int = 4,
+        weights: list[float] | None = None,
     ) -> None:
         if not schemes:
             raise ValueError("a stream needs at least one head scheme")
@@ -92,12 +93,16 @@ class BatchStream:
         self.drop_remainder = shuffle if drop_remainder is None else drop_remainder
         self.workers = workers
         self.prefetch = prefetch
-        # One row per sample: (source number, row in that cache).
+        self.weights = [1.0] * len(sources) if weights is None else [float(w) for w in weights]
+        if len(self.weights) != len(sources) or any(w <= 0 for w in self.weights):
+            raise ValueError("one weight above 0 per source")
+        # One row per face: (source number, row in that cache).
         self.samples = np.concatenate(
             [np.stack([np.full(len(idx), n), np.asarray(idx, dtype=np.int64)], axis=1)
              for n, (_, idx) in enumerate(sources)]
             or [np.zeros((0, 2), dtype=np.int64)]
         ).astype(np.int64)
+        self._source_rows = [np.flatnonzero(self.samples[:, 0] == n) for n in range(len(sources))]
         self.routes = {
             (c.scheme.name, head): Route.between(c.scheme.name, head)
             for c in self.caches for head in self.schemes
@@ -108,14 +113,31 @@ class BatchStream:
 
     def __len__(self) -> int:
         """Batches per epoch."""
-        n = len(self.samples)
+        n = self.epoch_size
         return n // self.batch_size if self.drop_remainder else -(-n // self.batch_size)
 
+    @property
+    def epoch_size(self) -> int:
+        """Samples an epoch draws: each source's faces times its weight."""
+        return sum(round(w * len(rows)) for w, rows in zip(self.weights, self._source_rows,
+                                                           strict=True))
+
     def order(self, epoch_index: int) -> np.ndarray:
-        """Rows of `samples` in the order epoch `epoch_index` visits them."""
-        if not self.shuffle:
-            return np.arange(len(self.samples))
-        return np.random.default_rng([self.seed, epoch_index]).permutation(len(self.samples))
+        """Rows of `samples` in the order epoch `epoch_index` visits them.
+
+        A source of weight w gives each of its faces floor(w) times, and a share w -
+        floor(w) of them once more, drawn anew every epoch; so weights mix data sets by
+        share without copying a cache, and weight 1 everywhere is every face once.
+        """
+        rng = np.random.default_rng([self.seed, epoch_index])
+        drawn = []
+        for weight, rows in zip(self.weights, self._source_rows, strict=True):
+            whole, extra = int(weight), round(weight * len(rows)) - int(weight) * len(rows)
+            drawn += [rows] * whole
+            if extra:
+                drawn.append(np.sort(rng.choice(rows, extra, replace=False)))
+        epoch = np.concatenate(drawn or [np.zeros(0, np.int64)])
+        return rng.permutation(epoch) if self.shuffle else epoch
 
     def make_batch(self, epoch_index: int, batch_index: int) -> Batch:
         """Batch `batch_index` of epoch `epoch_index`; a pure function of the stream's seed."""

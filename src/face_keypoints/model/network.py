@@ -6,7 +6,8 @@ import keras
 import numpy as np
 
 from face_keypoints.model.backbone import build_backbone
-from face_keypoints.model.heads import output_name, regression_head, summarise
+from face_keypoints.model.heads import output_name, scheme_head, start_at, summarise
+from face_keypoints.model.spec import CODEC_HEADS
 from face_keypoints.model.spec import ModelSpec
 from face_keypoints.schemes import get_scheme
 
@@ -26,17 +27,17 @@ def build_model(spec: ModelSpec, backbone_weights: str | None = None,
     spec.check()
     image = keras.Input((spec.input_size, spec.input_size, 3), name=INPUT_NAME)
     stages = build_backbone(image, spec.alpha, spec.depth, backbone_weights)
-    vector = summarise(stages, spec.head)
+    vector = None if spec.head in CODEC_HEADS else summarise(stages, spec.head)
     outputs = {
-        output_name(name): regression_head(vector, name, get_scheme(name).num_points,
-                                           spec.dropout)
+        output_name(name): scheme_head(stages, vector, spec.head, name,
+                                       get_scheme(name).num_points, spec.input_size,
+                                       spec.dropout)
         for name in spec.schemes
     }
     name = f"mobilenet_a{spec.alpha:g}_d{spec.depth}_{spec.input_size}px_{spec.head}"
     model = keras.Model(image, outputs, name=name)
     for scheme, shape in (start_shapes or {}).items():
-        model.get_layer(output_name(scheme)).bias.assign(
-            np.asarray(shape, np.float32).reshape(-1))
+        start_at(model, scheme, shape)
     return model
 
 

@@ -12,7 +12,8 @@ from face_keypoints.schemes import get_scheme
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
 MAX_DEPTH = 13
 MIN_INPUT, MAX_INPUT = 96, 224
-HEADS = ("gap", "flatten", "dwpool", "msgap")
+CODEC_HEADS = ("simcc",)  # heads that predict bins, decoded in the graph (model/codecs.py)
+HEADS = ("gap", "flatten", "dwpool", "msgap", *CODEC_HEADS)
 
 
 @dataclass
@@ -21,8 +22,8 @@ class ModelSpec:
 
     alpha: float = 0.25
     depth: int = 13
-    input_size: int = 112
-    head: str = "flatten"
+    input_size: int = 128  # the defaults are TrainConfig's (config.py)
+    head: str = "gap"
     schemes: list[str] = field(default_factory=lambda: ["ibug68"])
     dropout: float = 0.0
 

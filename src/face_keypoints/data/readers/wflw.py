@@ -34,6 +34,22 @@ def annotation_files(root: Path, split: str | None) -> list[tuple[Path, str]]:
     return found
 
 
+def photo(image_name: str) -> str:
+    """The photo a face comes from, the group a validation split holds out together.
+
+    Published WFLW names are WIDER FACE photos (`<event>_<words>_<event>_<photo>.jpg`),
+    and the faces of one photo share the name. Where each face was cut into its own image,
+    `<photo>_<k>.jpg` (three numbers at the end), the `_<k>` is dropped so that faces of
+    one photo never straddle a split.
+    """
+    stem, dot, _ = image_name.rpartition(".")
+    base = stem if dot else image_name
+    parts = base.rsplit("_", 3)
+    if len(parts) == 4 and all(p.isdigit() for p in parts[1:]):
+        return base.rpartition("_")[0]
+    return image_name
+
+
 def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
     if annotations is not None:
         name = annotations.name
@@ -96,7 +112,7 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
                 scheme=WFLW98.name,
                 source=source,
                 line=line,
-                identity=image_name,
+                identity=photo(image_name),
                 box=box,
                 split=file_split,
                 attributes=dict(zip(ATTRIBUTES, flags, strict=True)),
