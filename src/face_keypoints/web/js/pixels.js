@@ -1,0 +1,115 @@
+// Resampling a frame into a model input, as geometry.warp does in Python (OpenCV's
+// warpAffine, bilinear, black outside the image; a strong shrink averages pixel blocks
+// first), so that the page and `predict` feed the models the same pixels.
+//
+// A frame is {data, width, height}: RGBA bytes, as a canvas's getImageData gives them.
+
+import { compose } from "./geometry.js";
+
+/** RGB bytes (size x size x 3) of the crop that `matrix` (image -> crop) defines. */
+export function warp(frame, matrix, size) {
+  let source = frame;
+  const shrink = 1 / Math.max(Math.hypot(matrix[0], matrix[3]), 1e-9);
+  if (shrink >= 4) {
+    const factor = Math.floor(shrink / 2);
+    const width = Math.floor(frame.width / factor), height = Math.floor(frame.height / factor);
+    if (width >= 2 && height >= 2) {
+      source = averageBlocks(frame, factor, width, height);
+      // Pixel centre i of the small image lies at factor * i + (factor - 1) / 2.
+      const half = (factor - 1) / 2;
+      matrix = compose(matrix, [factor, 0, half, 0, factor, half]);
+    }
+  }
+  return bilinear(source, invertLikeOpenCv(matrix), size);
+}
+
+/** Model input values from RGB bytes: byte 0 -> range[0], byte 255 -> range[1]. */
+export function toInput(rgb, range) {
+  const [low, high] = range;
+  const scale = (high - low) / 255;
+  const input = new Float32Array(rgb.length);
+  for (let i = 0; i < rgb.length; i++) input[i] = rgb[i] * scale + low;
+  return input;
+}
+
+// OpenCV's arithmetic (version 5's warpAffine), so that the crops are the same bytes:
+// the inverse affine as warpAffine takes it, sample positions and bilinear interpolation
+// in float32, rounded half to even; a tap outside the image counts as black
+// (BORDER_CONSTANT 0). OpenCV 4's fixed-point warp differs from it by one grey level in
+// about a tenth of the pixels.
+function bilinear(frame, inverse, size) {
+  const { data, width, height } = frame;
+  const out = new Uint8Array(size * size * 3);
+  const f = Math.fround;
+  const [a, b, c, d, e, g] = inverse.map(f);
+  const row = width * 4;
+  const tap = (x, y, k) => (x >= 0 && x < width && y >= 0 && y < height
+    ? data[y * row + x * 4 + k] : 0);
+  let o = 0;
+  for (let y = 0; y < size; y++) {
+    const by = f(b * y), ey = f(e * y);
+    for (let x = 0; x < size; x++, o += 3) {
+      const sx = f(f(f(a * x) + by) + c), sy = f(f(f(d * x) + ey) + g);
+      const x0 = Math.floor(sx), y0 = Math.floor(sy);
+      if (x0 < -1 || y0 < -1 || x0 >= width || y0 >= height) continue;
+      const fx = f(sx - x0), fy = f(sy - y0);
+      const inside = x0 >= 0 && y0 >= 0 && x0 + 1 < width && y0 + 1 < height;
+      const i = y0 * row + x0 * 4;
+      for (let k = 0; k < 3; k++) {
+        let v00, v01, v10, v11;
+        if (inside) {
+          v00 = data[i + k]; v01 = data[i + 4 + k];
+          v10 = data[i + row + k]; v11 = data[i + row + 4 + k];
+        } else {
+          v00 = tap(x0, y0, k); v01 = tap(x0 + 1, y0, k);
+          v10 = tap(x0, y0 + 1, k); v11 = tap(x0 + 1, y0 + 1, k);
+        }
+        const top = f(v00 + f(fx * (v01 - v00))), bottom = f(v10 + f(fx * (v11 - v10)));
+        out[o + k] = roundEven(f(top + f(fy * f(bottom - top))));
+      }
+    }
+  }
+  return out;
+}
+
+// The inverse of a 2x3 affine, computed as OpenCV's warpAffine does (bit for bit).
+function invertLikeOpenCv(m) {
+  const [a, b, c, d, e, f] = m;
+  let det = a * e - b * d;
+  det = det !== 0 ? 1 / det : 0;
+  const ia = e * det, ie = a * det, ib = -b * det, id = -d * det;
+  return [ia, ib, -ia * c - ib * f, id, ie, -id * c - ie * f];
+}
+
+// Round half to even, as OpenCV's saturate_cast<int>(double).
+function roundEven(v) {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+// OpenCV's INTER_AREA resize by a whole factor: the mean of each factor x factor block.
+function averageBlocks(frame, factor, width, height) {
+  const { data } = frame;
+  const out = new Uint8ClampedArray(width * height * 4);
+  const area = factor * factor;
+  const sums = new Float64Array(width * 3);
+  for (let y = 0; y < height; y++) {
+    sums.fill(0);
+    for (let dy = 0; dy < factor; dy++) {
+      let i = ((y * factor + dy) * frame.width) * 4;
+      for (let x = 0; x < width; x++) {
+        for (let dx = 0; dx < factor; dx++, i += 4) {
+          sums[x * 3] += data[i]; sums[x * 3 + 1] += data[i + 1]; sums[x * 3 + 2] += data[i + 2];
+        }
+      }
+    }
+    let o = y * width * 4;
+    for (let x = 0; x < width; x++, o += 4) {
+      out[o] = Math.round(sums[x * 3] / area);
+      out[o + 1] = Math.round(sums[x * 3 + 1] / area);
+      out[o + 2] = Math.round(sums[x * 3 + 2] / area);
+      out[o + 3] = 255;
+    }
+  }
+  return { data: out, width, height };
+}

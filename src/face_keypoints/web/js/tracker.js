@@ -1,0 +1,91 @@
+// Tracking as runtime/tracker.py does it (MediaPipe's way): the last frame's raw
+// landmarks place the next crop; a face is kept while its landmarks look like a face
+// framed as in training and BlazeFace, run on the crop alone, still finds one; the whole
+// frame is searched when no face is tracked, and every `redetect_every` frames.
+
+import { corners, iou, landmarkBox } from "./geometry.js";
+import { landmarkSquare } from "./detector.js";
+import { OneEuroFilter } from "./smoothing.js";
+
+/** True when landmarks predicted in square `sq` do not look like a face framed there. */
+export function lost(points, sq, width, height, rules) {
+  const box = landmarkBox(points);
+  const side = Math.max(box[2] - box[0], box[3] - box[1]) / sq.side;
+  const offset = Math.hypot((box[0] + box[2]) / 2 - sq.cx, (box[1] + box[3]) / 2 - sq.cy);
+  const inside = points.filter(([x, y]) => x >= 0 && x <= width - 1 && y >= 0 && y <= height - 1)
+    .length / points.length;
+  return !(rules.side_range[0] <= side && side <= rules.side_range[1])
+    || offset / sq.side > rules.max_offset || inside < rules.min_inside;
+}
+
+export class Tracker {
+  /** `rules`: page.json's tracking; `smoothing`: its One Euro parameters, or null. */
+  constructor(detector, landmarker, detectorSpec, rules, smoothing) {
+    Object.assign(this, { detector, landmarker, detectorSpec, rules, smoothing });
+    this.reset();
+  }
+
+  /** Forget every face: the next frame starts from a detection. */
+  reset() {
+    this.tracks = [];
+    this.sinceDetection = 0;
+    this.searches = 0; // whole-frame searches, for the page's counters
+  }
+
+  /** Follow the tracked faces into `frame` at `time` seconds; find new ones. */
+  async step(frame, time) {
+    const kept = [];
+    for (const track of this.tracks) {
+      const sq = this.landmarker.cropSquare(track.points);
+      const points = await this.landmarker.points(frame, sq);
+      if (lost(points, sq, frame.width, frame.height, this.rules)) continue;
+      const found = await this.detector.detect(frame, sq, this.rules.track_min_score);
+      if (found.length) {
+        track.points = points;
+        track.score = found[0].score;
+        kept.push(track);
+      }
+    }
+    this.tracks = this.distinct(kept);
+    this.sinceDetection += 1;
+    if (!this.tracks.length || this.sinceDetection >= this.rules.redetect_every) {
+      await this.addNewFaces(frame);
+      this.sinceDetection = 0;
+    }
+    for (const track of this.tracks) {
+      const box = landmarkBox(track.points);
+      const scale = Math.max(box[2] - box[0], box[3] - box[1]);
+      track.output = track.smoother ? track.smoother.filter(track.points, time, scale)
+        : track.points;
+    }
+    return this.tracks;
+  }
+
+  async addNewFaces(frame) {
+    this.searches += 1;
+    const followed = this.tracks.map((t) => corners(this.landmarker.cropSquare(t.points)));
+    for (const detection of await this.detector.detect(frame)) {
+      const sq = landmarkSquare(detection, this.detectorSpec, this.landmarker.scale);
+      if (followed.length && Math.max(...iou(corners(sq), followed)) > this.rules.match_iou) {
+        continue;
+      }
+      const points = await this.landmarker.detectedPoints(frame, sq);
+      const smoother = this.smoothing ? new OneEuroFilter(this.smoothing) : null;
+      this.tracks.push({ points, output: points, score: detection.score, smoother });
+      followed.push(corners(this.landmarker.cropSquare(points)));
+    }
+  }
+
+  // Drop a track whose crop overlaps an earlier (older) one's: they follow one face.
+  distinct(tracks) {
+    const kept = [];
+    for (const track of tracks) {
+      const box = corners(this.landmarker.cropSquare(track.points));
+      const others = kept.map((k) => corners(this.landmarker.cropSquare(k.points)));
+      if (!kept.length || Math.max(...iou(box, others)) <= this.rules.same_face_iou) {
+        kept.push(track);
+      }
+    }
+    return kept;
+  }
+}

@@ -1,0 +1,128 @@
+"""`face-keypoints serve` without a browser: what it serves and with which headers, the
+URLs it prints, https, and the one-line errors for a missing model or missing npm
+packages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from email.message import Message
+from pathlib import Path
+
+import pytest
+from browser import in_ci, serving
+from conftest import cli_command
+
+from face_keypoints.errors import BadInput
+from face_keypoints.models import resolve_model
+from face_keypoints.schemes import get_scheme
+from face_keypoints.serve import check_npm_packages, make_server, npm_command, web_folder
+
+
+@pytest.fixture(scope="module")
+def npm_packages() -> None:
+    try:
+        check_npm_packages()
+    except BadInput as err:
+        if in_ci():
+            pytest.fail(f"the web tests must run in CI: {err}")
+        pytest.skip(str(err))
+
+
+def _get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, Message, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10, context=context) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, b""
+
+
+def test_the_server_sends_the_page_the_model_and_isolation_headers(npm_packages) -> None:
+    fp16 = resolve_model("default:fp16")
+    with serving("default") as url:
+        code, headers, body = _get(url)
+        assert code == 200 and b'<script type="importmap">' in body
+        # cross-origin isolation: SharedArrayBuffer, so LiteRT.js's threaded WASM
+        assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        assert _get(url + "model/landmarks.tflite")[2] == fp16.read_bytes()
+        card = json.loads(_get(url + "model/model.json")[2])
+        assert card == json.loads((fp16.parent / "model.json").read_text(encoding="utf-8"))
+        settings = json.loads(_get(url + "model/page.json")[2])
+        ibug = get_scheme("ibug68")
+        assert settings["schemes"]["ibug68"]["contours"] == [list(c) for c in ibug.contours]
+        assert settings["model"]["file"] == fp16.name
+        code, headers, _ = _get(url + "node_modules/@litertjs/core/wasm/litert_wasm_internal.wasm")
+        assert code == 200 and headers["Content-Type"] == "application/wasm"
+        for outside in ("%2e%2e/serve.py", "js/", "model/", "nothing.js"):
+            assert _get(url + outside)[0] == 404, outside
+
+
+def test_serve_prints_where_to_open_the_page_and_serves_there(npm_packages) -> None:
+    process = subprocess.Popen([*cli_command(), "serve", "--host", "127.0.0.1", "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stdout.readline()
+        second = process.stdout.readline()
+        assert first.startswith("serving model default (") and "_fp16.tflite" in first
+        url, where = second.split(maxsplit=1)
+        assert url.startswith("http://localhost:") and where.strip() == "(this machine only)"
+        assert _get(url)[0] == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_serve_over_https_with_a_certificate(npm_packages, tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed: no certificate to test https with")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    server = make_server("default", "127.0.0.1", 0, cert=cert, key=key)
+    try:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        (url, _), = server.urls()
+        assert url.startswith("https://localhost:")
+        trusting = ssl.create_default_context(cafile=str(cert))
+        assert _get(url, trusting)[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("problem", ["no model", "no model.json", "cert alone"])
+def test_serve_refuses_a_bad_model_or_certificate_in_one_line(npm_packages, run_cli,
+                                                             tmp_path: Path,
+                                                             problem: str) -> None:
+    args = {"no model": ["--model", tmp_path / "absent"],
+            "no model.json": ["--model", tmp_path],
+            "cert alone": ["--cert", tmp_path / "cert.pem"]}[problem]
+    if problem == "no model.json":
+        shutil.copy(resolve_model("default:fp16"), tmp_path)
+    result = run_cli("serve", "--host", "127.0.0.1", "--port", "0", *args)
+    assert result.code == 2 and result.out == ""
+    (line,) = result.err.splitlines()
+    assert line.startswith("face-keypoints serve: error: ")
+    assert {"no model": f"{tmp_path / 'absent'}: no such model",
+            "no model.json": f"{tmp_path}: no model in this folder",
+            "cert alone": "--cert and --key go together"}[problem] in line
+
+
+def test_missing_npm_packages_are_one_line_naming_the_command(tmp_path: Path) -> None:
+    web = tmp_path / "web"
+    shutil.copytree(web_folder(), web,
+                    ignore=shutil.ignore_patterns("node_modules"))
+    with pytest.raises(BadInput) as caught:
+        check_npm_packages(web)
+    message = str(caught.value)
+    assert "\n" not in message and f"`{npm_command(web)}`" in message
+    assert npm_command(web) == f"npm ci --prefix {web}"
