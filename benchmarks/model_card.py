@@ -1,9 +1,10 @@
-"""The figures of MODEL_CARD.md for a shipped landmark model, all from one run.
+"""The figures of MODEL_CARD.md for the shipped landmark models, all from one run.
 
     .venv/bin/python benchmarks/model_card.py --out configs/results/model_card
 
 For every validation cache (--eval) it scores, with evaluate's own code and framing, every
-precision in the model folder (each .tflite that model.json names, and any .keras there),
+precision in each model folder (--model-dir, repeated; default: the shipped `default` and
+`lite`; each .tflite that model.json names, and any .keras there),
 the mean-shape baseline of the training caches (--baseline-data) and dlib's 68-point
 predictor: NME by the inter-ocular distance and by the landmark box, FR@10% and AUC@10%,
 and on caches that record yaw (MERL-RAV) the box NME per |yaw| bin.
@@ -14,7 +15,7 @@ peers.DlibPredictor), as ours is given a crop made from the landmark box. For
 information, the faces where HOG fires are scored again: dlib from HOG's own box, dlib
 from the fitted box, and our first precision, on those same faces.
 
-Then one interleaved latency run at --threads (default 1): every .tflite of the folder,
+Then one interleaved latency run at --threads (default 1): every .tflite of the folders,
 MediaPipe's face_landmark.tflite and dlib (bench.benchmark_models), with file sizes and
 MACs. A peer that is not installed is reported and the rest goes on. Prints the tables
 and writes OUT/model_card.json and OUT/model_card.md (atomically).
@@ -37,7 +38,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 EVAL = ["caches/afw", "caches/youtube_test", "caches/merl68_test"]
-BASELINE = ["caches/helen", "caches/merl68_train", "caches/youtube_train"]
+BASELINE = ["caches/helen", "caches/lfpw", "caches/merl68_train", "caches/youtube_train"]
 DLIB_FIT = ["caches/helen"]
 YAW_BINS = ("yaw_0_30", "yaw_30_60", "yaw_60_90")
 DLIB_ROW = "dlib 68 (fitted box)"
@@ -62,8 +63,10 @@ NOTES = [
 ]
 
 
-def _default_model_dir() -> Path:
-    return Path(str(resources.files("face_keypoints.models").joinpath("default")))
+def _shipped_dirs() -> list[Path]:
+    """The shipped model folders that hold a model.json (default, then lite)."""
+    root = Path(str(resources.files("face_keypoints.models")))
+    return [root / name for name in ("default", "lite") if (root / name / "model.json").is_file()]
 
 
 def _model_files(folder: Path) -> dict[str, Path]:
@@ -223,8 +226,9 @@ def markdown(card: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="an export folder with model.json (default: the shipped model)")
+    parser.add_argument("--model-dir", type=Path, action="append",
+                        help="an export folder with model.json; repeat for several "
+                             "(default: the shipped default and lite models)")
     parser.add_argument("--eval", nargs="+", default=EVAL, metavar="CACHE",
                         help="validation caches (default: %(default)s)")
     parser.add_argument("--baseline-data", nargs="+", default=BASELINE, metavar="CACHE",
@@ -249,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    folder = args.model_dir or _default_model_dir()
-    files = _model_files(folder)
+    folders = args.model_dir or _shipped_dirs()
+    files = {f"{folder.name} {p}": path for folder in folders
+             for p, path in _model_files(folder).items()}
     ours = {p: load_predictor(path, threads=1) for p, path in files.items()}
     first = next(iter(ours))
     input_size = ours[first].input_size
@@ -269,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 
     card: dict = {
         "command": shlex.join(["python", "benchmarks/model_card.py", *(argv or sys.argv[1:])]),
-        "model_dir": str(folder),
+        "model_dirs": [str(folder) for folder in folders],
         "files": {p: {"path": str(path), "size_bytes": path.stat().st_size}
                   for p, path in files.items()},
         "input_size": input_size,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,3 +117,25 @@ def copy_fixture(tmp_path: Path):
 def cli_command() -> list[str]:
     """The installed CLI as a subprocess command (same interpreter as the tests)."""
     return [sys.executable, "-m", "face_keypoints.cli"]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """make(size) mounts a tmpfs of `size` ("64k") in tmp_path and returns it: a disk to
+    fill up, or to remount read-only. Needs root; the test skips where mount is refused.
+    Everything mounted is unmounted afterwards."""
+    mounted: list[Path] = []
+
+    def make(size: str) -> Path:
+        mount = tmp_path / f"disk{len(mounted)}"
+        mount.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                               str(mount)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()})")
+        mounted.append(mount)
+        return mount
+
+    yield make
+    for mount in reversed(mounted):
+        subprocess.run(["umount", str(mount)], check=True)

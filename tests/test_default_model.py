@@ -207,3 +207,26 @@ def test_export_default_is_the_shipped_keras(run_cli, tmp_path: Path):
     assert f"{card['files']['keras']['file']} already there" in _one_error_line(result.err,
                                                                                  "export")
     assert (tmp_path / card["files"]["keras"]["file"]).read_bytes() == b"taken"
+
+
+@needs_model
+def test_on_a_cpu_the_shipped_model_runs_its_fastest_file_within_1_percent_of_fp32():
+    """model.json's "cpu" (written by tools/record_cpu_precision.py, as export writes it)
+    names the file that predict and FaceLandmarker run when no precision is asked for;
+    an explicit `default:PRECISION` still wins."""
+    from face_keypoints import FaceLandmarker
+    from face_keypoints.export.tflite import cpu_pick
+    from face_keypoints.runtime.landmarker import cpu_model
+
+    card, folder = _card(), default_folder()
+    cpu = card["cpu"]
+    assert set(cpu["files"]) == {p for p in card["files"] if p != "keras"}
+    nme = {p: v["nme_pct"] for p, v in cpu["files"].items()}
+    latency = {p: v["median_us"] for p, v in cpu["files"].items()}
+    assert cpu["precision"] == cpu_pick(nme, latency) == "int8"
+    assert cpu["files"]["int8"]["nme_drift_vs_fp32_pct"] <= 1.0
+    int8 = folder / card["files"]["int8"]["file"]
+    assert cpu_model(None) == cpu_model("default") == cpu_model(folder) == int8
+    assert cpu_model("default:fp16") == folder / card["files"]["fp16"]["file"]
+    assert FaceLandmarker().precision == "int8"
+    assert FaceLandmarker("default:fp16").precision == "fp16"

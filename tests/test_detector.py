@@ -127,9 +127,9 @@ def test_a_region_sees_the_face_larger_and_maps_back(detector: BlazeFace) -> Non
     np.testing.assert_allclose(inside.box, base.box, atol=0.06 * (base.box[2] - base.box[0]))
 
 
-def test_a_small_face_in_a_photo_is_found_by_the_tiled_pass(detector: BlazeFace) -> None:
+def test_a_small_face_in_a_photo_is_found_by_the_zoomed_pass(detector: BlazeFace) -> None:
     """MediaPipe's short-range model misses faces below about a tenth of the image; photos
-    get a second pass over half-size tiles."""
+    get a second pass at twice the input size."""
     image, points = read_rgb(AFW[0]), _pts(AFW[0])
     side = np.ptp(points, axis=0).max()
     scale = 50.0 / side  # a 50 px face in a 640 x 480 photo
@@ -138,6 +138,22 @@ def test_a_small_face_in_a_photo_is_found_by_the_tiled_pass(detector: BlazeFace)
     eyes = geometry.transform_points(_eyes(points), matrix)
     found = detector.detect_photo(photo)
     assert any(np.linalg.norm(d.keypoints[:2] - eyes, axis=1).max() < 5 for d in found)
+
+
+def test_a_larger_input_has_more_anchors_and_maps_faces_back() -> None:
+    """The short-range model is fully convolutional: at 256 px it has the anchors of a
+    256 px grid, and a face it finds maps back onto the photo's pixels."""
+    zoomed = BlazeFace(threads=1, input_size=256)
+    assert zoomed.spec.size == 256 and zoomed.spec.strides == SHORT_RANGE.strides
+    assert len(ssd_anchors(zoomed.spec)) == 32 * 32 * 2 + 16 * 16 * 6
+    for path in AFW:
+        image, points = read_rgb(path), _pts(path)
+        matrix = np.array([[0.5, 0, 150.0], [0, 0.5, 120.0]])  # a ~55 px face in 400 px
+        photo = cv2.warpAffine(image, matrix, (400, 400), borderValue=(110, 110, 110))
+        eyes = geometry.transform_points(_eyes(points), matrix)
+        face = _the_face(zoomed.detect(photo), geometry.transform_points(points, matrix))
+        ocular = np.linalg.norm(eyes[0] - eyes[1])  # ~20 px: a wrong mapping is far off
+        assert np.linalg.norm(face.keypoints[:2] - eyes, axis=1).max() < 0.35 * ocular
 
 
 def test_no_face_gives_no_detection(detector: BlazeFace) -> None:

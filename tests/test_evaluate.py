@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -358,8 +359,16 @@ def test_models_that_are_not_ours_or_cannot_map_are_refused(
     keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs)).save(other)
     assert "no points_<scheme> outputs" in one_line_error(capfd, "--model", other, "--data",
                                                           afw_cache)
-    wflw_only = work / "wflw_only.keras"
-    _tiny(["wflw98"]).save(wflw_only)
-    message = one_line_error(capfd, "--model", wflw_only, "--data", afw_cache)
-    assert "map onto none" in message and "wflw98" in message
+    # COFW's 29 points map onto no other scheme: a 68-point model cannot score them.
+    from face_keypoints.prepare import prepare
+
+    cofw_cache = work / "cofw_cache"
+    if not cofw_cache.exists():
+        prepare(format="coco", input=FIXTURES / "coco" / "cofw",
+                annotations=FIXTURES / "coco" / "cofw" / "test_cofw.json", output=cofw_cache,
+                size=128, progress=False, log=lambda line: None)
+    ibug_only = work / "ibug_only.keras"
+    _tiny(["ibug68"]).save(ibug_only)
+    message = one_line_error(capfd, "--model", ibug_only, "--data", cofw_cache)
+    assert "map onto none" in message and "ibug68" in message
 

@@ -277,3 +277,27 @@ def test_int8_worse_than_its_reference_by_more_than_5_percent_warns():
     assert int8_drift(10.6, None, "fp32") is None
     assert int8_drift(None, 10.0, "fp32") is None
     assert int8_drift(10.6, float("nan"), "the Keras model") is None
+
+
+def test_model_json_records_each_files_drift_and_cpu_latency_and_the_cpu_pick(
+        exported: tuple[Path, str]):
+    from face_keypoints.export.tflite import cpu_pick
+
+    folder, out = exported
+    cpu = json.loads((folder / "model.json").read_text())["cpu"]
+    assert set(cpu["files"]) == {"fp32", "fp16", "int8"}
+    assert cpu["files"]["fp32"]["nme_drift_vs_fp32_pct"] == 0.0
+    assert all(v["median_us"] > 0 and v["nme_pct"] is not None for v in cpu["files"].values())
+    nme = {p: v["nme_pct"] for p, v in cpu["files"].items()}
+    assert cpu["precision"] == cpu_pick(nme, {p: v["median_us"] for p, v in cpu["files"].items()})
+    assert f"predict runs {cpu['precision']} " in out
+
+
+def test_the_cpu_pick_is_the_fastest_file_within_1_percent_of_fp32():
+    from face_keypoints.export.tflite import cpu_pick
+
+    latency = {"fp32": 1192.0, "fp16": 1190.0, "int8": 572.0}
+    assert cpu_pick({"fp32": 4.83, "fp16": 4.83, "int8": 4.84}, latency) == "int8"
+    assert cpu_pick({"fp32": 4.83, "fp16": 4.83, "int8": 4.90}, latency) == "fp16"
+    assert cpu_pick({"fp32": 4.83, "fp16": 4.83, "int8": None}, latency) == "fp16"
+    assert cpu_pick({"fp16": 4.83, "int8": 4.84}, latency) is None  # nothing to compare with

@@ -7,8 +7,14 @@ saying so, while none is shipped. Bad inputs are made in tmp_path from real fixt
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -20,7 +26,7 @@ from PIL import Image
 from face_keypoints.errors import BadInput
 from face_keypoints.models import default_model_path
 from face_keypoints.schemes import IBUG68
-from face_keypoints.video import VideoWriter, shaken_clip
+from face_keypoints.video import VideoWriter, ffmpeg_binary, shaken_clip
 
 SAMPLE = REPO / "examples" / "astronaut.jpg"
 AFW = sorted((FIXTURES / "300w" / "afw").glob("*.jpg"))
@@ -48,9 +54,10 @@ def _check_face(face: dict) -> None:
                                atol=0.011)
 
 
-def _clip(path: Path, frames: int, fourcc: str = "mp4v") -> None:
+def _clip(path: Path, frames: int, fourcc: str | None = None) -> None:
+    """A shaken clip of a fixture face: through our VideoWriter, or OpenCV's `fourcc`."""
     photo = np.asarray(Image.open(AFW[0]).convert("RGB"))
-    if fourcc == "mp4v":
+    if fourcc is None:
         writer = VideoWriter(path, 25.0, 640, 480)
         for frame, _ in shaken_clip(photo, frames):
             writer.write(frame)
@@ -91,7 +98,7 @@ def test_the_sample_photo_gives_one_face_a_json_and_an_annotated_copy(run_cli,
     assert result.code == 0, result.err
     assert result.out.strip() == f"{SAMPLE}: 1 face"
     record = json.loads((out / "astronaut.json").read_text())
-    assert set(record) == {"image", "width", "height", "faces"}
+    assert set(record) == {"image", "width", "height", "precision", "scheme", "faces"}
     assert (record["image"], record["width"], record["height"]) == (str(SAMPLE), 512, 512)
     (face,) = record["faces"]
     _check_face(face)
@@ -232,7 +239,8 @@ def test_a_video_is_tracked_frame_by_frame(run_cli, tmp_path: Path) -> None:
     result = run_cli("predict", tmp_path / "clip.mp4", "--output", tmp_path / "out", "--json")
     assert result.code == 0, result.err
     record = json.loads(result.out)
-    assert set(record) == {"video", "width", "height", "fps", "frames"}
+    assert set(record) == {"video", "width", "height", "fps", "precision", "scheme",
+                           "codec", "frames"}
     assert (record["width"], record["height"], record["fps"]) == (640, 480, 25.0)
     assert [f["frame"] for f in record["frames"]] == list(range(20))
     for frame in record["frames"]:
@@ -318,3 +326,161 @@ def test_the_second_pass_frames_large_poses_better_than_the_detection() -> None:
     assert len(errors["detection"]) == 40
     first, second = (100 * np.mean(errors[n]) for n in ("detection", "second_pass"))
     assert second < first - 0.2, (first, second)
+
+
+def _decoded_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.grab():
+        count += 1
+    capture.release()
+    return count
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob(".*"))
+
+
+def _no_ffmpeg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A machine without an ffmpeg binary: imageio-ffmpeg is pointed at nothing."""
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "no-ffmpeg"))
+
+
+@needs_model
+def test_videos_are_h264_that_read_back_whole(run_cli, tmp_path: Path) -> None:
+    binary = ffmpeg_binary()
+    if binary is None:
+        pytest.skip("imageio-ffmpeg (a dependency) is not installed")
+    _clip(tmp_path / "clip.mp4", 12)
+    result = run_cli("predict", tmp_path / "clip.mp4", "--output", tmp_path / "out", "--json")
+    assert result.code == 0 and result.err == "", result.err
+    assert json.loads(result.out)["codec"] == "h264"
+    probe = subprocess.run([binary, "-hide_banner", "-i", str(tmp_path / "out" / "clip.mp4")],
+                           capture_output=True, text=True, check=False)
+    assert "Video: h264" in probe.stderr and "yuv420p" in probe.stderr, probe.stderr
+    assert _decoded_frames(tmp_path / "out" / "clip.mp4") == 12
+
+
+@needs_model
+def test_without_ffmpeg_videos_fall_back_to_mp4v_with_one_note(
+        run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _clip(tmp_path / "clip.mp4", 12)
+    _no_ffmpeg(monkeypatch, tmp_path)
+    result = run_cli("predict", tmp_path / "clip.mp4", "--output", tmp_path / "out", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["codec"] == "mp4v"
+    (note,) = result.err.strip().splitlines()
+    assert note.startswith("note: ") and "mp4v" in note and "imageio-ffmpeg" in note
+    written = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4"))
+    fourcc = int(written.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    written.release()
+    assert fourcc in ("mp4v", "FMP4")  # MPEG-4 Part 2, as OpenCV names it writing, reading
+    assert _decoded_frames(tmp_path / "out" / "clip.mp4") == 12
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    """mount(KiB) -> a tmpfs of that size under tmp_path, unmounted afterwards; skips
+    where mounting is not permitted (it needs root)."""
+    mounted: list[Path] = []
+
+    def mount(kib: int) -> Path:
+        target = tmp_path / "disk"
+        target.mkdir()
+        try:
+            run = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs",
+                                  str(target)], capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            pytest.skip("no mount command here to make a small disk")
+        if run.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs as a small disk (needs root): "
+                        f"{run.stderr.strip()}")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", str(target)], check=False)
+
+
+@needs_model
+@pytest.mark.parametrize("codec", ["h264", "mp4v"])
+def test_a_full_disk_keeps_the_earlier_video_and_fails_in_one_line(
+        run_cli, tmp_path: Path, tmpfs, monkeypatch: pytest.MonkeyPatch, codec: str) -> None:
+    """The same 30-frame clip predicted twice onto a disk that holds one run's output and
+    half a video more: the second run cannot finish its video, says so in one line (exit
+    1), and the first run's video is still there, whole. OpenCV's mp4v writer does not
+    report the full disk at all; the read-back check does."""
+    clip = tmp_path / "clip.mp4"
+    _clip(clip, 30)
+    if codec == "mp4v":
+        _no_ffmpeg(monkeypatch, tmp_path)
+    sizes = run_cli("predict", clip, "--output", tmp_path / "sizes")
+    assert sizes.code == 0, sizes.err
+    video, data = ((tmp_path / "sizes" / n).stat().st_size for n in ("clip.mp4", "clip.json"))
+    disk = tmpfs((video + data + video // 2) // 1024 + 8)
+    first = run_cli("predict", clip, "--output", disk)
+    assert first.code == 0, first.err
+    good = (disk / "clip.mp4").read_bytes()
+    second = run_cli("predict", clip, "--output", disk)
+    assert second.code == 1
+    (line,) = _failed(second.err)
+    assert line.startswith(f"failed {clip}: ") and "\n" not in line
+    assert "Traceback" not in second.err
+    assert (disk / "clip.mp4").read_bytes() == good
+    assert _decoded_frames(disk / "clip.mp4") == 30
+    assert _hidden(disk) == []
+
+
+@needs_model
+def test_a_rerun_removes_the_temporary_video_a_killed_run_left(run_cli, tmp_path: Path) -> None:
+    """kill -9 of a predict job (Python and its ffmpeg) while it writes a video leaves
+    the hidden temporary file; the next run into that folder removes it."""
+    clip, out = tmp_path / "long.mp4", tmp_path / "out"
+    frame = next(shaken_clip(np.asarray(Image.open(AFW[0]).convert("RGB")), 1))[0]
+    writer = VideoWriter(clip, 25.0, frame.shape[1], frame.shape[0])
+    for _ in range(300):  # a still face: quick to write, seconds to predict
+        writer.write(frame)
+    writer.close()
+    job = subprocess.Popen([sys.executable, "-m", "face_keypoints.cli", "predict", str(clip),
+                            "--output", str(out)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        while job.poll() is None and not list(out.glob(".long.*.tmp.mp4")):
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    assert job.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert [n for n in _hidden(out) if n.endswith(".tmp.mp4")]
+    result = run_cli("predict", SAMPLE, "--output", out)
+    assert result.code == 0, result.err
+    assert _hidden(out) == [] and not (out / "long.mp4").exists()
+
+
+def test_threads_beyond_twice_the_cpus_are_one_line_exit_2(run_cli) -> None:
+    result = run_cli("predict", SAMPLE, "--threads", "100000")
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert "threads 100000" in line and f"1 to {2 * (os.cpu_count() or 1)}" in line
+    with pytest.raises(BadInput, match="threads 100000"):
+        from face_keypoints import FaceLandmarker
+
+        FaceLandmarker(threads=100000)
+
+
+@needs_model
+def test_json_into_a_pipe_closed_early_stops_quietly() -> None:
+    """`predict ... --json | head -1`: once the reader has gone, predict stops without a
+    traceback, with the shell's code for a tool stopped by a closed pipe (141)."""
+    inputs = [str(SAMPLE)] * 60  # more JSON than a pipe holds, so the writer must wait
+    job = subprocess.Popen([sys.executable, "-m", "face_keypoints.cli", "predict", *inputs,
+                            "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert job.stdout is not None and job.stderr is not None
+    first = job.stdout.readline()
+    job.stdout.close()
+    err = job.stderr.read().decode()
+    assert job.wait() == 141, err
+    assert json.loads(first)["image"] == str(SAMPLE)
+    assert err == ""

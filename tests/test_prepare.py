@@ -715,6 +715,10 @@ def _error_cases(tmp_path: Path) -> dict[str, list[object]]:
                           "--output", tmp_path / "o"],
         "size too small": ["--format", "300w", "--input", afw, "--output", tmp_path / "o",
                            "--size", "10"],
+        "size too large": ["--format", "300w", "--input", afw, "--output", tmp_path / "o",
+                           "--size", "100000"],
+        "val fraction nan": ["--format", "300w", "--input", afw, "--output", tmp_path / "o",
+                             "--val-fraction", "nan"],
         "split the format lacks": ["--format", "300w", "--input", afw,
                                    "--output", tmp_path / "o", "--split", "train"],
         "unknown split": ["--format", "wflw", "--input", FIXTURES / "wflw",
@@ -802,3 +806,122 @@ def test_unreadable_pts_skips_that_face(run_cli, copy_fixture, tmp_path: Path) -
     pts.symlink_to(root / "gone.pts")  # a dangling link: listed, but cannot be read
     one_skip(run_prepare(run_cli, "300w", root, tmp_path / "out"), str(pts),
              "annotation file not found", 2)
+
+
+# --- Inputs that once ended in a traceback: one line, exit 2, nothing left behind ------
+
+def test_a_symlink_loop_in_a_300w_folder_counts_each_face_once(run_cli, copy_fixture,
+                                                               tmp_path: Path) -> None:
+    root = copy_fixture("300w/afw")
+    (root / "loop").symlink_to(".")  # ln -s . loop
+    (root / "sub").mkdir()
+    (root / "sub" / "up").symlink_to("..")
+    (root / "sub" / "again.pts").symlink_to(root / "261068_1.pts")  # a second name, one file
+    (root / "sub" / "again.jpg").symlink_to(root / "261068_1.jpg")
+    prepared(run_prepare(run_cli, "300w", root, tmp_path / "out"), 3, 0)
+
+
+def _no_cache_left(tmp_path: Path, name: str = "out") -> None:
+    assert not (tmp_path / name).exists()
+    assert not (tmp_path / f".{name}.partial").exists()
+
+
+def _one_failure(result, message: str) -> str:
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err
+    lines = [line for line in result.err.splitlines() if not line.startswith("skipped ")]
+    assert len(lines) == 1 and lines[0].startswith("face-keypoints prepare: error: "), \
+        result.err
+    assert message in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("strict", [(), ("--strict",)])
+def test_an_aflw21_csv_of_unusable_rows_is_one_line_and_no_cache(
+        run_cli, copy_fixture, tmp_path: Path, strict: tuple[str, ...]) -> None:
+    root = copy_fixture("aflw21")
+    csv_path = root / "landmarks21.csv"
+    lines = csv_path.read_text().splitlines()
+    short_rows = [",".join(line.split(",")[:10]) for line in lines[1:]]
+    csv_path.write_text("\n".join([lines[0], *short_rows]) + "\n")
+    result = run_prepare(run_cli, "aflw21", root, tmp_path / "out", *strict)
+    _one_failure(result, "no usable face (skipped 6)")
+    assert len(result.skip_lines) == 6
+    _no_cache_left(tmp_path)
+
+
+@pytest.mark.parametrize("strict", [(), ("--strict",)])
+def test_a_semicolon_separated_csv_is_one_line_naming_the_separator(
+        run_cli, copy_fixture, tmp_path: Path, strict: tuple[str, ...]) -> None:
+    for format, folder, name in (("aflw21", "aflw21", "landmarks21.csv"),
+                                 ("merl68", "aflw_merl68", "landmarks68.csv")):
+        root = copy_fixture(folder)
+        csv_path = root / name
+        csv_path.write_text(csv_path.read_text().replace(",", ";"))
+        result = run_prepare(run_cli, format, root, tmp_path / "out", *strict)
+        _one_failure(result, f"{csv_path}:1: fields separated by ';'")
+        _no_cache_left(tmp_path)
+
+
+def test_csv_without_its_header(run_cli, copy_fixture, tmp_path: Path) -> None:
+    # AFLW-21 rows are read by position: without the header every face is still there.
+    root = copy_fixture("aflw21")
+    csv_path = root / "landmarks21.csv"
+    csv_path.write_text("\n".join(csv_path.read_text().splitlines()[1:]) + "\n")
+    prepared(run_prepare(run_cli, "aflw21", root, tmp_path / "aflw"), 6, 0)
+    # MERL-RAV rows are read by column name: without the header, one line says so.
+    root = copy_fixture("aflw_merl68")
+    csv_path = root / "landmarks68.csv"
+    csv_path.write_text("\n".join(csv_path.read_text().splitlines()[1:]) + "\n")
+    _one_failure(run_prepare(run_cli, "merl68", root, tmp_path / "out"),
+                 f"{csv_path}:1: the header lacks the columns")
+    _no_cache_left(tmp_path)
+
+
+def _coco_damaged(copy_fixture, change) -> tuple[Path, Path]:
+    root = copy_fixture("coco/300w")
+    (path,) = root.glob("*.json")
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    return root, path
+
+
+def _wrong_count(data: dict) -> None:
+    for ann in data["annotations"]:
+        ann["keypoints"] = ann["keypoints"][:-3]
+
+
+def _keypoints_object(data: dict) -> None:
+    for ann in data["annotations"]:
+        ann["keypoints"] = {"x": 1, "y": 2}
+
+
+def _ids_as_lists(data: dict) -> None:
+    for entry in data["images"]:
+        entry["id"] = [entry["id"]]
+    for ann in data["annotations"]:
+        ann["image_id"] = [ann["image_id"]]
+
+
+def _ids_as_dicts(data: dict) -> None:
+    for ann in data["annotations"]:
+        ann["id"] = {"id": ann["id"]}
+
+
+@pytest.mark.parametrize("change, reason", [
+    (_wrong_count, "no landmark scheme has 67 points"),
+    (_keypoints_object, "no keypoints list"),
+    (_ids_as_lists, "is not a number or text"),
+    (_ids_as_dicts, "is not a number or text"),
+])
+@pytest.mark.parametrize("strict", [(), ("--strict",)])
+def test_coco_whose_every_annotation_is_unusable_is_one_line_and_no_cache(
+        run_cli, copy_fixture, tmp_path: Path, change, reason: str,
+        strict: tuple[str, ...]) -> None:
+    root, path = _coco_damaged(copy_fixture, change)
+    result = run_prepare(run_cli, "coco", root, tmp_path / "out", "--annotations", path,
+                         *strict)
+    _one_failure(result, "no usable face (skipped 2)")
+    assert len(result.skip_lines) == 2 and all(reason in line for line in result.skip_lines)
+    _no_cache_left(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, needs_model
+from conftest import _MISSING_MODEL, FIXTURES, needs_model
 
 from face_keypoints import geometry
 from face_keypoints.data.images import read_rgb
@@ -53,6 +53,27 @@ def test_one_euro_ignores_a_repeated_timestamp_and_checks_its_parameters() -> No
         OneEuroParams(min_cutoff=0.0)
     with pytest.raises(ValueError):
         OneEuroParams(beta=-1.0)
+
+
+@pytest.mark.parametrize("params", [{"beta": float("nan")}, {"min_cutoff": float("inf")},
+                                    {"d_cutoff": float("nan")}, {"beta": float("-inf")}])
+def test_one_euro_refuses_parameters_that_are_not_finite(params: dict) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        OneEuroParams(**params)
+
+
+@pytest.mark.parametrize("flags", [("--beta", "nan"), ("--min-cutoff", "inf"),
+                                   ("--beta", "-1"), ("--min-cutoff", "0")])
+def test_predict_refuses_smoothing_settings_out_of_range_in_one_line(run_cli, tmp_path,
+                                                                     flags) -> None:
+    if flags[1] in ("-1", "0") and _MISSING_MODEL:  # checked when the model is set up
+        pytest.skip(_MISSING_MODEL)
+    result = run_cli("predict", PHOTO, "--output", tmp_path / "out", "--json", *flags)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and flags[0].lstrip("-").replace("-", "_") in lines[0].replace(
+        "-", "_"), result.err
+    assert result.out == "" and not (tmp_path / "out").exists()
 
 
 def test_the_lost_proxy_accepts_a_framed_face_and_rejects_drifted_shapes() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["FaceLandmarker", "__version__", "prepare"]
+__all__ = ["FaceLandmarker", "__version__", "prepare", "serve"]
 
 
 def __getattr__(name: str):
@@ -20,4 +20,8 @@ def __getattr__(name: str):
         from face_keypoints.runtime.api import FaceLandmarker
 
         return FaceLandmarker
+    if name == "serve":
+        from face_keypoints.serve import serve
+
+        return serve
     raise AttributeError(f"module 'face_keypoints' has no attribute {name!r}")

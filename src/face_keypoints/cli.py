@@ -3,11 +3,45 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from face_keypoints.errors import FaceKeypointsError
+
+# Errors of the machine rather than of the input, reported in one line with the path.
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _disk_error(err: Exception) -> str | None:
+    """'PATH: cannot write: REASON' for a full, read-only or forbidden disk, else None.
+
+    TensorFlow's own file code (checkpoints, summaries) raises its OpError, not OSError,
+    with the path and the system's reason in its message.
+    """
+    if isinstance(err, OSError) and err.errno in _DISK_ERRORS:
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}cannot write: {err.strerror or err}"
+    message = getattr(err, "message", None)
+    if type(err).__module__.startswith("tensorflow") and isinstance(message, str):
+        reasons = [os.strerror(code) for code in _DISK_ERRORS]
+        if any(reason in message for reason in reasons):
+            return f"cannot write: {message.splitlines()[0]}"
+    return None
+
+
+def _finite(text: str) -> float:
+    """argparse type: a float that is a number (nan and inf are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +57,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=160, help="crop size in pixels (default 160)")
     p.add_argument("--split", help="published split to read (wflw, merl68, youtube68: "
                                    "train or test; default both)")
-    p.add_argument("--val-fraction", type=float, default=0.0,
-                   help="hold out this fraction of identities as split 'val'")
+    p.add_argument("--val-fraction", type=_finite, default=0.0,
+                   help="hold out this fraction of identities as split 'val' "
+                        "(default %(default)s)")
     p.add_argument("--strict", action="store_true", help="fail (exit 2) if any face is skipped")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_prepare)
@@ -47,44 +82,79 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from face_keypoints.config import DISTRIBUTE
+    from face_keypoints.config import DISTRIBUTE, TrainConfig
 
+    defaults = TrainConfig()
+
+    def shown(name: str, text: str = "") -> str:
+        """`text` and the built-in default of setting `name` (what runs without --config)."""
+        value = getattr(defaults, name)
+        default = f"default {value}" if value not in ("", []) else "no default"
+        return f"{text} ({default})" if text else f"({default})"
+
+    config_only = ", ".join(f"{name} {getattr(defaults, name)}" for name in
+                            ("weight_decay", "warmup_epochs", "dropout", "steps_per_epoch",
+                             "augment"))
     p = sub.add_parser("train", help="train a landmark model on prepared caches",
                        description="Train MobileNetV1 landmark regression. Settings come "
                                    "from --config (or the run's own config.yaml when "
-                                   "resuming); flags override single settings.")
-    p.add_argument("--data", action="append", help="training cache (repeat for several)")
-    p.add_argument("--val", help="validation cache")
+                                   "resuming); flags override single settings. Without "
+                                   "--config, the defaults shown are the recipe of "
+                                   "configs/ibug68_a025_128.yaml.",
+                       epilog=f"Settings only a --config file sets, and their defaults: "
+                              f"{config_only} (steps_per_epoch 0: one pass over the data; "
+                              "augment {}: data/augment.py's ranges).")
+    p.add_argument("--data", action="append",
+                   help=shown("data", "training cache (repeat for several)"))
+    p.add_argument("--val", help=shown("val", "validation cache"))
     p.add_argument("--output", required=True, help="run folder (RUN_DIR)")
     p.add_argument("--config", help="YAML config file (a run's config.yaml works)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--alpha", type=float, help="MobileNet width: 0.25, 0.5, 0.75 or 1.0")
-    p.add_argument("--depth", type=int, help="depthwise-separable blocks kept (1-13)")
-    p.add_argument("--input-size", type=int, help="model input in pixels (96-224)")
-    p.add_argument("--head", help="regression head: gap, flatten, dwpool or msgap")
-    p.add_argument("--loss", help="wing, l1 or l2")
-    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--epochs", type=int,
+                   help=shown("epochs", "float epochs (passes over the data)"))
+    p.add_argument("--batch-size", type=int, help=shown("batch_size", "faces per step"))
+    p.add_argument("--alpha", type=_finite,
+                   help=shown("alpha", "MobileNet width: 0.25, 0.5, 0.75 or 1.0"))
+    p.add_argument("--depth", type=int,
+                   help=shown("depth", "depthwise-separable blocks kept (1-13)"))
+    p.add_argument("--input-size", type=int,
+                   help=shown("input_size", "model input in pixels (96-224)"))
+    p.add_argument("--head", help=shown("head", "regression head: gap, flatten, dwpool or "
+                                                "msgap"))
+    p.add_argument("--loss", help=shown("loss", "wing, l1 or l2"))
+    p.add_argument("--learning-rate", type=_finite,
+                   help=shown("learning_rate", "peak of the warm-up and cosine decay"))
     p.add_argument("--backbone-weights",
-                   help="imagenet (download), none, or a local keras-applications .h5 file")
+                   help=shown("backbone_weights", "imagenet (download), none, or a local "
+                                                  "keras-applications .h5 file"))
     p.add_argument("--init-model", metavar="KERAS",
-                   help="start from a trained .keras (e.g. pretrained on AFLW-21): every "
-                        "layer whose name and shape match is copied, other heads start at "
-                        "the mean shape; a narrower model is widened to --alpha")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--distribute", choices=DISTRIBUTE)
+                   help=shown("init_model", "start from a trained .keras (e.g. pretrained "
+                                            "on AFLW-21): every layer whose name and shape "
+                                            "match is copied, other heads start at the "
+                                            "mean shape; a narrower model is widened to "
+                                            "--alpha"))
+    p.add_argument("--seed", type=int,
+                   help=shown("seed", "seeds weights, shuffling and augmentation"))
+    p.add_argument("--distribute", choices=DISTRIBUTE,
+                   help=shown("distribute", "tf.distribute strategy"))
     p.add_argument("--early-stopping", type=int, metavar="N",
-                   help="stop after N epochs without validation gain (0: never); resuming "
-                        "a run that stopped early with a larger N (or 0) continues it")
+                   help=shown("early_stopping", "stop after N epochs without validation gain "
+                                                "(0: never); resuming a run that stopped "
+                                                "early with a larger N (or 0) continues it"))
     p.add_argument("--qat-epochs", type=int,
-                   help="epochs of quantization-aware fine-tuning after the float epochs: "
-                        "weights trained on the int8 grid, so the int8 export keeps the "
-                        "float model's accuracy (a finished run can be resumed to add them)")
-    p.add_argument("--qat-learning-rate", type=float)
+                   help=shown("qat_epochs", "epochs of quantization-aware fine-tuning after "
+                                            "the float epochs: weights trained on the int8 "
+                                            "grid, so the int8 export keeps the float "
+                                            "model's accuracy (a finished run can be "
+                                            "resumed to add them)"))
+    p.add_argument("--qat-learning-rate", type=_finite,
+                   help=shown("qat_learning_rate", "peak learning rate of the "
+                                                   "quantization-aware epochs"))
     p.add_argument("--calibrate", metavar="CACHE",
-                   help="after training, shift the outputs by the model's mean error per "
-                        "point on this cache's training faces, so points follow its "
-                        "annotators' convention (a finished run can be resumed to do it)")
+                   help=shown("calibrate", "after training, shift the outputs by the "
+                                           "model's mean error per point on this cache's "
+                                           "training faces, so points follow its "
+                                           "annotators' convention (a finished run can be "
+                                           "resumed to do it)"))
     p.add_argument("--resume", action="store_true",
                    help="continue an unfinished run, or add --qat-epochs or --calibrate "
                         "to a finished one")
@@ -137,8 +207,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                                    "and subsets of a model on a cache's held-out faces "
                                    "(its val split, else its test split, else every face).")
     p.add_argument("--model", required=True, metavar="MODEL",
-                   help="a .keras model, a .tflite with its model.json beside it, or the "
-                        "shipped model: default (fp16) or default:fp32|fp16|int8|keras")
+                   help="a .keras model, a .tflite with its model.json beside it, an export "
+                        "folder (model.json) or run folder (best.keras), or a shipped "
+                        "model: default (fp16) or default:fp32|fp16|int8|keras, "
+                        "lite[:PRECISION]")
     p.add_argument("--data", required=True, help="a cache made by prepare")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object on stdout instead of a table")
@@ -149,9 +221,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     import json
-    import os
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported
     from face_keypoints.evaluate import evaluate, format_table
 
     result = evaluate(model=args.model, data=args.data, output=args.output,
@@ -169,8 +239,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                                    "CPU); then print each file's NME beside the Keras "
                                    "model's.")
     p.add_argument("--model", required=True, metavar="MODEL",
-                   help="RUN_DIR/best.keras, or default (the shipped model's .keras, "
-                        "default:keras)")
+                   help="RUN_DIR/best.keras or RUN_DIR, an export folder (its .keras), "
+                        "or default or lite (a shipped model's .keras)")
     p.add_argument("--output", required=True,
                    help="folder for the .tflite files, the .keras copy and model.json")
     p.add_argument("--precision", nargs="+", default=["fp32", "fp16"], metavar="PRECISION",
@@ -188,9 +258,6 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported
     from face_keypoints.export.export import export, format_report
 
     result = export(model=args.model, output=args.output, precisions=args.precision,
@@ -210,8 +277,9 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
                                    "--compare, MediaPipe's face landmark model and dlib's "
                                    "68-point predictor measured in turn with it.")
     p.add_argument("--model", required=True, metavar="MODEL",
-                   help="a .tflite with its model.json beside it, or the shipped model: "
-                        "default (fp16) or default:fp32|fp16|int8")
+                   help="a .tflite with its model.json beside it, an export folder, or a "
+                        "shipped model: default (fp16) or default:fp32|fp16|int8, "
+                        "lite[:PRECISION]")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
@@ -234,6 +302,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     from face_keypoints.runtime.smoothing import OneEuroParams
+    from face_keypoints.schemes import SCHEMES
 
     p = sub.add_parser("predict", help="landmarks on photos, videos or a camera",
                        description="Find every face (BlazeFace), crop it as in training, run "
@@ -246,9 +315,11 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", nargs="*", metavar="INPUT",
                    help="image files, folders (searched recursively) or video files")
     p.add_argument("--model", metavar="MODEL",
-                   help="a .tflite with its model.json beside it, or a .keras; default: the "
+                   help="a .tflite with its model.json beside it, a .keras, an export "
+                        "folder (model.json) or run folder (best.keras); default: the "
                         "model shipped in the package at fp16 (also written default, or "
-                        "default:fp32|fp16|int8|keras for one of its files)")
+                        "default:fp32|fp16|int8|keras for one of its files; lite[:PRECISION] "
+                        "for the smaller shipped model)")
     p.add_argument("--output", metavar="DIR",
                    help="folder for the annotated copies and JSON files")
     p.add_argument("--json", action="store_true",
@@ -258,12 +329,16 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera", type=int, metavar="N", help="also read camera N (until Ctrl-C)")
     p.add_argument("--max-faces", type=int, metavar="N", help="at most N faces per image or "
                                                              "frame, best first")
+    p.add_argument("--scheme", choices=list(SCHEMES), metavar="SCHEME",
+                   help="which head of a model with several to report: "
+                        f"{', '.join(SCHEMES)} (default ibug68, or the model's first head "
+                        "when it has no ibug68 head)")
     p.add_argument("--no-smoothing", action="store_true",
                    help="report the raw landmarks of video frames")
-    p.add_argument("--min-cutoff", type=float, default=OneEuroParams.min_cutoff, metavar="HZ",
+    p.add_argument("--min-cutoff", type=_finite, default=OneEuroParams.min_cutoff, metavar="HZ",
                    help="One Euro filter: cutoff at rest in Hz, lower is steadier "
                         "(default %(default)s)")
-    p.add_argument("--beta", type=float, default=OneEuroParams.beta, metavar="B",
+    p.add_argument("--beta", type=_finite, default=OneEuroParams.beta, metavar="B",
                    help="One Euro filter: cutoff gain with speed, higher lags less "
                         "(default %(default)s)")
     p.set_defaults(run=_run_predict)
@@ -275,13 +350,56 @@ def _run_predict(args: argparse.Namespace) -> int:
     def show(record: dict) -> None:
         print(dumps(record) if args.json else format_line(record), flush=True)
 
-    result = predict(inputs=args.input, model=args.model, output=args.output,
-                     threads=args.threads, camera=args.camera, max_faces=args.max_faces,
-                     smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff,
-                     beta=args.beta, on_result=show,
-                     on_failure=lambda line: print(f"failed {line}", file=sys.stderr,
-                                                   flush=True))
+    try:
+        result = predict(inputs=args.input, model=args.model, output=args.output,
+                         threads=args.threads, camera=args.camera, max_faces=args.max_faces,
+                         smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff,
+                         beta=args.beta, scheme=args.scheme, on_result=show,
+                         on_failure=lambda line: print(f"failed {line}", file=sys.stderr,
+                                                       flush=True))
+    except BrokenPipeError:  # the reader left (`--json | head -1`): stop quietly
+        _stdout_to_devnull()
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a pipe
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 1 if result.failures else 0
+
+
+def _stdout_to_devnull() -> None:
+    """Point descriptor 1 at /dev/null, so the interpreter's last flush of a closed pipe
+    prints nothing either."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="a web page that runs the model in the browser",
+                       description="Serve a page that runs BlazeFace and a landmark model "
+                                   "with LiteRT.js (WebGPU, else WASM) on a camera, a photo "
+                                   "or a video, and print the URLs to open, including the "
+                                   "one for a phone on the same network. The page's npm "
+                                   "packages must be installed first (see the README).")
+    p.add_argument("--model", default="default", metavar="MODEL",
+                   help="default or lite (shipped models), or a folder written by export "
+                        "(its fp16 .tflite and model.json); default: default")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0: any "
+                                                          "free port)")
+    p.add_argument("--host", default="0.0.0.0",
+                   help="address to listen on (default 0.0.0.0: every interface, so a "
+                        "phone on the network can open the page; 127.0.0.1: this machine "
+                        "only)")
+    p.add_argument("--cert", metavar="PEM", help="TLS certificate: serve https, which a "
+                                                 "phone needs for its camera and WebGPU")
+    p.add_argument("--key", metavar="PEM", help="the certificate's private key")
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from face_keypoints.serve import serve
+
+    serve(model=args.model, port=args.port, host=args.host, cert=args.cert, key=args.key)
+    return 0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -300,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "train, evaluate, export and run MobileNetV1 landmark models.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     _add_prepare(sub)
     _add_train(sub)
@@ -307,17 +426,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_benchmark(sub)
     _add_predict(sub)
+    _add_serve(sub)
+    for verb in sub.choices.values():  # before or after the verb, the same flag
+        verb.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                          help=_VERBOSE_HELP)
     return parser
+
+
+_VERBOSE_HELP = ("also show the log lines of TensorFlow, absl and LiteRT on stderr "
+                 "(hidden otherwise)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from face_keypoints import quiet
+
+    quiet.set_verbose(args.verbose)
     try:
-        return args.run(args)
+        with quiet.native_stderr_silenced():
+            return args.run(args)
     except FaceKeypointsError as err:
         print(f"face-keypoints {args.verb}: error: {err}", file=sys.stderr)
         return err.code
+    except Exception as err:
+        line = _disk_error(err)
+        if line is None:
+            raise
+        print(f"face-keypoints {args.verb}: error: {line}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"face-keypoints {args.verb}: interrupted", file=sys.stderr)
         return 130

@@ -5,6 +5,9 @@ A config file gives the recipe; command-line flags override single fields of it.
 
 from __future__ import annotations
 
+import math
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -26,14 +29,16 @@ class TrainConfig:
     annotation convention (calibration.py).
     """
 
-    data: list[str] = field(default_factory=list)
+    data: list[str | dict] = field(default_factory=list)  # a cache, or {path, weight}
     val: str = ""
-    epochs: int = 60
+    # The defaults are the recipe of configs/ibug68_a025_128.yaml (the shipped model's
+    # first stage): a first run with no config learns as that one did.
+    epochs: int = 80
     batch_size: int = 64
     alpha: float = 0.25
     depth: int = 13
-    input_size: int = 112
-    head: str = "flatten"
+    input_size: int = 128
+    head: str = "gap"
     loss: str = "wing"
     backbone_weights: str = "imagenet"
     init_model: str = ""  # a trained .keras to start from (see network.copy_matching_weights)
@@ -41,7 +46,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     dropout: float = 0.0
-    early_stopping: int = 15
+    early_stopping: int = 0  # never: the cosine decay is planned for all `epochs`
     seed: int = 0
     distribute: str = "none"
     steps_per_epoch: int = 0
@@ -59,13 +64,17 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise BadInput(f"{origin}: unknown setting(s) {', '.join(unknown)}")
-        return cls(**values)
+        hints = typing.get_type_hints(cls)
+        return cls(**{name: _conform(value, hints[name], f"{origin}: {name}")
+                      for name, value in values.items()})
 
     def save(self, path: Path) -> None:
         write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
+        if Path(path).exists() and not Path(path).is_file():  # a FIFO would block the read
+            raise BadInput(f"{path}: not a config file (a folder, FIFO or device)")
         try:
             values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
@@ -79,13 +88,115 @@ class TrainConfig:
 
     def check(self) -> None:
         """Refuse settings that cannot train, with the setting's name in the message."""
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = _conform(getattr(self, f.name), hints[f.name], _flag(f.name))
+            setattr(self, f.name, value)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise BadInput(f"{_flag(f.name)} {value}: must be a finite number")
+        _check_augment(self.augment)
+        if self.learning_rate <= 0 or self.qat_learning_rate <= 0:
+            raise BadInput("--learning-rate and --qat-learning-rate must be above 0")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise BadInput("weight_decay and warmup_epochs must be 0 or more")
+        if not 0.0 <= self.dropout < 1.0:
+            raise BadInput(f"dropout {self.dropout}: must be in [0, 1)")
+        if self.early_stopping < 0 or self.steps_per_epoch < 0:
+            raise BadInput("--early-stopping and steps_per_epoch must be 0 or more")
+        if not 0 <= self.seed < 2**32:
+            raise BadInput(f"--seed {self.seed}: must be in [0, 2**32)")
         if not self.data:
             raise BadInput("--data: give at least one training cache")
+        self.data_sources()
         if not self.val:
             raise BadInput("--val: give a validation cache")
         if self.epochs < 1 or self.batch_size < 1:
             raise BadInput("--epochs and --batch-size must be at least 1")
-        if self.qat_epochs < 0 or self.qat_learning_rate <= 0:
-            raise BadInput("--qat-epochs must be >= 0 and --qat-learning-rate > 0")
+        if self.qat_epochs < 0:
+            raise BadInput("--qat-epochs must be >= 0")
         if self.distribute not in DISTRIBUTE:
             raise BadInput(f"--distribute {self.distribute}: choose {', '.join(DISTRIBUTE)}")
+
+    def data_sources(self) -> list[tuple[str, float]]:
+        """(cache, weight) of every `data` entry: a path (weight 1), or a mapping
+        {path: CACHE, weight: W}. An epoch draws W times a cache's faces from it (see
+        data/pipeline.py), so a small set in the convention that matters can be given a
+        larger share without copying it."""
+        sources = []
+        for entry in self.data:
+            if isinstance(entry, str):
+                sources.append((entry, 1.0))
+                continue
+            unknown = sorted(set(entry) - {"path", "weight"})
+            path, weight = entry.get("path"), entry.get("weight", 1.0)
+            if unknown or not isinstance(path, str):
+                raise BadInput(f"data entry {entry}: give a cache path, or path: and weight:")
+            if isinstance(weight, bool) or not isinstance(weight, int | float) \
+                    or not math.isfinite(weight) or weight <= 0:
+                raise BadInput(f"data entry {path}: weight {weight!r} must be a number above 0")
+            sources.append((path, float(weight)))
+        return sources
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+_KINDS = {int: "a whole number", float: "a number", str: "a text", bool: "true or false",
+          list: "a list", dict: "a mapping of name: value"}
+
+
+def _conform(value: object, hint: object, where: str) -> object:
+    """`value` as the annotation `hint` wants it (an int where a float is wanted becomes
+    a float), or BadInput naming the setting and what it should have been.
+
+    A float setting also takes text that reads as a number: YAML reads `1e-3` (no dot)
+    as a string.
+    """
+    problem = _mismatch(value, hint)
+    if problem is None:
+        return float(value) if hint is float else value  # type: ignore[arg-type]
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    shown = {str: "the text ", list: "the list ", dict: "the mapping "}.get(type(value), "")
+    raise BadInput(f"{where}: must be {problem}, not {shown}{value!r}")
+
+
+def _mismatch(value: object, hint: object) -> str | None:
+    """What `value` should have been to fit `hint`, or None when it fits."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        wanted = [_mismatch(value, arg) for arg in args]
+        return None if None in wanted else " or ".join(w for w in wanted if w)
+    if origin is list:
+        if not isinstance(value, list):
+            return _KINDS[list]
+        problems = [p for p in (_mismatch(item, args[0]) for item in value) if p]
+        return f"a list whose items are each {problems[0]}" if problems else None
+    kind = origin or hint
+    if kind is float:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if number else _KINDS[float]
+    if kind is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else _KINDS[int]
+    if isinstance(kind, type) and not isinstance(value, kind):
+        return _KINDS.get(kind, kind.__name__)
+    return None
+
+
+def _check_augment(augment: dict) -> None:
+    """The augmentation ranges as AugmentConfig takes them, every number finite."""
+    from face_keypoints.data.augment import AugmentConfig
+
+    for name, value in augment.items():
+        numbers = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            raise BadInput(f"augment {name}: {value} is not a finite number")
+    try:
+        AugmentConfig.from_dict(augment)
+    except (ValueError, TypeError) as err:
+        raise BadInput(str(err) if str(err).startswith("augment") else f"augment: {err}") \
+            from None

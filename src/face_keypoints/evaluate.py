@@ -20,6 +20,7 @@ from face_keypoints import draw, metrics
 from face_keypoints.data.cache import Cache, open_cache
 from face_keypoints.data.pipeline import BatchStream
 from face_keypoints.errors import BadInput
+from face_keypoints.fileio import check_writable_folder
 from face_keypoints.models import resolve_model
 from face_keypoints.runtime.predictor import Predictor, load_predictor
 from face_keypoints.schemes import Scheme, get_scheme, mapping_matrix
@@ -37,6 +38,8 @@ def evaluate(model: str | Path | Predictor, data: str | Path, output: str | Path
     predictor = (load_predictor(resolve_model(model), threads)
                  if isinstance(model, str | Path) else model)
     scheme = _target_scheme(cache.scheme, predictor.schemes, cache.path)
+    if output is not None:  # before the scoring, which the pictures would otherwise lose
+        check_writable_folder(Path(output), "--output")
     indices = cache.indices("val")
     picked = np.unique(np.linspace(0, len(indices) - 1, min(PICTURES, len(indices)))
                        .round().astype(int))
@@ -69,6 +72,8 @@ def evaluate(model: str | Path | Predictor, data: str | Path, output: str | Path
         "split": ("all" if len(indices) == len(cache)
                   else ",".join(sorted({cache.faces[i]["split"] for i in indices}))),
         "scheme": scheme.name,
+        "head": scheme.name,  # the model head scored, of the model's `heads`
+        "heads": list(predictor.schemes),
         "data_scheme": cache.scheme.name,
         "points_scored": int(present.any(axis=0).sum()),
         "n": len(indices),
@@ -175,7 +180,10 @@ def format_table(result: dict) -> str:
         return "    -" if value is None else f"{value:5.3f}"
 
     lines = [
-        f"model  {result['model']} ({result['model_kind']}, scheme {result['scheme']})",
+        f"model  {result['model']} ({result['model_kind']}, heads {' '.join(result['heads'])})",
+        f"head   {result['head']} scored, "
+        + ("on the cache's own points" if result["head"] == result["data_scheme"] else
+           f"through the {result['data_scheme']} -> {result['head']} mapping"),
         f"data   {result['data']} ({result['data_scheme']}, split {result['split']}, "
         f"{result['n']} faces, {result['points_scored']} points scored)",
         f"NME inter-ocular {pct(result['nme'])} %  ({result['n_nme']} faces)",

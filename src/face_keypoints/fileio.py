@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from face_keypoints.errors import BadInput
+
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary path beside `path`, then rename it into place.
@@ -36,3 +38,20 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, data: object) -> None:
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def check_writable_folder(folder: Path, option: str) -> None:
+    """Create `folder` if needed and make sure a file can be written in it, so that work
+    whose results go there fails before it starts rather than after (BadInput naming
+    `option`, the setting that gave the folder)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"{option} {folder}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise BadInput(f"{option} {folder}: cannot write there: {err.strerror or err}") \
+            from None

@@ -9,13 +9,11 @@ overwrite an input is refused before a file is touched.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import os
-import sys
+import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,16 +23,19 @@ import numpy as np
 from face_keypoints import draw
 from face_keypoints.errors import BadInput
 from face_keypoints.fileio import write_atomic, write_json_atomic, write_text_atomic
-from face_keypoints.models import resolve_model
-from face_keypoints.runtime.api import Face, FaceLandmarker, as_rgb
+from face_keypoints.quiet import native_stderr_silenced
+from face_keypoints.runtime.api import Face, FaceLandmarker, as_rgb, check_threads
+from face_keypoints.runtime.landmarker import cpu_model
 from face_keypoints.runtime.smoothing import OneEuroParams
 from face_keypoints.schemes import get_scheme
-from face_keypoints.video import VideoError, VideoReader, VideoWriter
+from face_keypoints.video import VideoError, VideoReader, VideoWriter, check_video
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp",
                             ".gif", ".ppm", ".pgm", ".pbm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg",
                             ".mpeg", ".wmv", ".flv"})
+# fileio.write_atomic's temporary files (mkstemp: 8 random characters) for our outputs.
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp\.(mp4|png|json)")
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,14 @@ class PredictResult:
     results: list[dict] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. why a video is not H.264
 
 
 def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
             output: str | Path | None = None, threads: int | None = 1,
             camera: int | None = None, max_faces: int | None = None, smoothing: bool = True,
             min_cutoff: float = OneEuroParams.min_cutoff, beta: float = OneEuroParams.beta,
+            scheme: str | None = None,
             on_result: Callable[[dict], None] | None = None,
             on_failure: Callable[[str], None] | None = None) -> PredictResult:
     """Landmarks of every face in `inputs` (image files, folders, videos) and `camera`.
@@ -75,11 +78,18 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
     and contours drawn, and DIR/<name>.json. `on_result` gets each input's JSON object as
     soon as it is done, `on_failure` each failing input's line ("INPUT: reason").
     `model`: a .tflite (with its model.json) or .keras; None or `default` is the shipped
-    model, `default:PRECISION` one file of it.
+    model in the precision its export measured fastest on a CPU within 1 % of fp32's NME
+    (each record's "precision" says which ran), `default:PRECISION` one file of it.
+    `scheme` picks the head of a model with several (default ibug68; each record's
+    "scheme" says which).
+    Videos are H.264 where imageio-ffmpeg is installed (the record's "codec"), read back
+    before they replace anything. Temporary files a killed run left in `output` are
+    removed first.
     """
     if not inputs and camera is None:
         raise BadInput("nothing to do: give image files, folders or videos, or --camera N")
-    model = resolve_model(model)  # a bad `default:...` fails before any input is read
+    check_threads(threads)
+    model = cpu_model(model)  # a bad `default:...` fails before any input is read
     directory = None if output is None else Path(output)
     if directory is not None and directory.exists() and not directory.is_dir():
         raise BadInput(f"--output {directory} is a file, not a folder")
@@ -94,19 +104,23 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
     items = _plan(inputs, camera, directory, fail)
     if directory is not None:
         _refuse_overwrite(items, inputs, directory)
+        _remove_temporaries(directory)
     if not items:
         return result
-    with _native_stderr_silenced():
+    with native_stderr_silenced():  # LiteRT's note for every interpreter it sets up
         landmarker = FaceLandmarker(model, threads=threads, max_faces=max_faces,
-                                    smoothing=smoothing, min_cutoff=min_cutoff, beta=beta)
+                                    smoothing=smoothing, min_cutoff=min_cutoff, beta=beta,
+                                    scheme=scheme)
     for item in items:
         try:
             if item.kind == "image":
                 record = _image(item, landmarker, directory)
             else:
-                record, problem = _stream(item, landmarker, directory)
+                record, problem, note = _stream(item, landmarker, directory, threads)
                 if problem:
                     fail(item.label, problem)
+                if note and note not in result.notes:
+                    result.notes.append(note)
         except (BadInput, VideoError) as err:
             fail(item.label, str(err).removeprefix(f"{item.source}: "))
             continue
@@ -119,22 +133,6 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
         if on_result:
             on_result(record)
     return result
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """LiteRT's C++ runtime writes a note on file descriptor 2 for every interpreter it
-    sets up ("INFO: Created TensorFlow Lite XNNPACK delegate"); keep it out of the verb's
-    stderr, which holds one line per failing input. Errors still arrive as exceptions."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _plan(inputs: Sequence[str | Path], camera: int | None, directory: Path | None,
@@ -152,6 +150,8 @@ def _plan(inputs: Sequence[str | Path], camera: int | None, directory: Path | No
                 found.append((path, _kind(path), relative.as_posix()))
         elif given.is_file():
             found.append((given, _kind(given), given.stem))
+        elif given.exists():
+            fail(str(given), "not a regular file (a FIFO, socket or device)")
         else:
             fail(str(given), "no such file or folder")
     if camera is not None:
@@ -194,12 +194,23 @@ def _refuse_overwrite(items: list[Item], inputs: Sequence[str | Path], directory
                                "choose another folder")
 
 
+def _remove_temporaries(directory: Path) -> None:
+    """Delete the hidden temporary files that a killed run left beside its outputs (a
+    run in progress into the same folder would lose its own)."""
+    if not directory.is_dir():
+        return
+    for path in directory.rglob(".*.tmp.*"):
+        if _TEMPORARY.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+
+
 def _image(item: Item, landmarker: FaceLandmarker, directory: Path | None) -> dict:
     assert isinstance(item.source, Path)
     image = as_rgb(item.source)
     faces = landmarker.detect(image)
     record = {"image": str(item.source), "width": int(image.shape[1]),
-              "height": int(image.shape[0]), "faces": [f.to_dict() for f in faces]}
+              "height": int(image.shape[0]), "precision": landmarker.precision,
+              "scheme": landmarker.scheme, "faces": [f.to_dict() for f in faces]}
     if directory is not None:
         picture, data = item.outputs(directory)
         annotated = annotate(image, faces)
@@ -211,11 +222,13 @@ def _image(item: Item, landmarker: FaceLandmarker, directory: Path | None) -> di
     return record
 
 
-def _stream(item: Item, landmarker: FaceLandmarker, directory: Path | None
-            ) -> tuple[dict, str | None]:
-    """Track the faces of a video or camera; returns its JSON object and, when the stream
-    stopped before its end, the reason (what was read is still written)."""
+def _stream(item: Item, landmarker: FaceLandmarker, directory: Path | None,
+            threads: int | None) -> tuple[dict, str | None, str | None]:
+    """Track the faces of a video or camera; returns its JSON object, the reason when the
+    stream stopped before its end (what was read is still written) and a note when the
+    video written is not H.264. The video is read back before it replaces anything."""
     reader = VideoReader(item.source)
+    writers: list[VideoWriter] = []
     landmarker.reset()
     frames: list[dict] = []
     camera = item.kind == "camera"
@@ -239,11 +252,13 @@ def _stream(item: Item, landmarker: FaceLandmarker, directory: Path | None
             run(None)
         else:
             def write_video(tmp: Path) -> None:
-                writer = VideoWriter(tmp, reader.fps, reader.width, reader.height)
+                writer = VideoWriter(tmp, reader.fps, reader.width, reader.height, threads)
+                writers.append(writer)
                 try:
                     run(writer)
                 finally:
                     writer.close()
+                check_video(tmp, writer.frames)
 
             write_atomic(item.outputs(directory)[0], write_video)
     finally:
@@ -251,14 +266,15 @@ def _stream(item: Item, landmarker: FaceLandmarker, directory: Path | None
     fps = reader.fps or (len(frames) / max(time.monotonic() - start, 1e-9) if camera else 0.0)
     record = {"video": f"camera:{item.source}" if camera else str(item.source),
               "width": reader.width, "height": reader.height, "fps": round(fps, 3),
-              "frames": frames}
+              "precision": landmarker.precision, "scheme": landmarker.scheme,
+              "codec": writers[0].codec if writers else None, "frames": frames}
     if directory is not None:  # one line: a video's JSON is long
         write_text_atomic(item.outputs(directory)[1], dumps(record) + "\n")
     problem = None
     if reader.frame_count is not None and len(frames) < reader.frame_count:
         problem = (f"the video ended early: {len(frames)} of {reader.frame_count} frames "
                    "could be read (the frames read are kept)")
-    return record, problem
+    return record, problem, writers[0].note if writers else None
 
 
 def annotate(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:

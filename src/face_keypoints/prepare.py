@@ -31,6 +31,9 @@ from face_keypoints.schemes import get_scheme
 
 CHUNK = 256
 MIN_SIZE = 64
+# Crops are kept in memory a chunk at a time (CHUNK x size^2 x 3 bytes: 200 MB at 512 px);
+# the largest model input is 224 px, so bigger crops would only cost memory and disk.
+MAX_SIZE = 512
 
 
 class StrictFailure(FaceKeypointsError):
@@ -191,8 +194,9 @@ def prepare(
         raise BadInput(f"--split {split}: format {format} offers {offered}")
     if not source.exists():
         raise BadInput(f"{source}: no such file or folder")
-    if size < MIN_SIZE:
-        raise BadInput(f"--size {size}: must be at least {MIN_SIZE} px")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise BadInput(f"--size {size}: must be {MIN_SIZE} to {MAX_SIZE} px (the model's "
+                       "input is at most 224 px)")
     if not 0.0 <= val_fraction < 1.0:
         raise BadInput(f"--val-fraction {val_fraction}: must be in [0, 1)")
     if source.is_dir() and _is_within(target, source):
@@ -200,6 +204,10 @@ def prepare(
 
     items = list(reader(source, ann, split))
     faces = [i for i in items if isinstance(i, Face)]
+    if not faces:  # nothing to crop: report why, and leave nothing behind
+        for item in items:
+            log(str(item))
+        raise BadInput(f"{source}: no usable face (skipped {len(items)})")
     schemes = sorted({f.scheme for f in faces})
     if len(schemes) > 1:
         raise BadInput(f"{source}: faces of several schemes ({', '.join(schemes)}); "

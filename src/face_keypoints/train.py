@@ -17,11 +17,13 @@ best epoch is chosen as it will ship.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +75,33 @@ def _strategy(kind: str):
     return tf.distribute.get_strategy()
 
 
+def _cluster_task(kind: str) -> tuple[bool, str]:
+    """(chief, task) of this process in TF_CONFIG's cluster under --distribute multiworker:
+    the chief (task "chief", else worker 0, as TensorFlow decides) alone writes the run
+    folder. One process on its own is the chief of no task."""
+    raw = os.environ.get("TF_CONFIG", "") if kind == "multiworker" else ""
+    if not raw:
+        return True, ""
+    try:
+        cluster = json.loads(raw)
+        role, index = str(cluster["task"]["type"]), int(cluster["task"]["index"])
+        jobs = set(cluster["cluster"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise BadInput('TF_CONFIG: expected {"cluster": {"worker": ["host:port", ...]}, '
+                       f'"task": {{"type": "worker", "index": N}}}} ({err!r})') from None
+    return role == "chief" or (role == "worker" and index == 0 and "chief" not in jobs), \
+        f"{role}{index}"
+
+
+def _worker_dir(run_dir: Path, task: str) -> Path:
+    """Where a worker other than the chief writes: every worker saves the checkpoints and
+    models (TensorFlow's multi-worker guide: saving may need all of them), this one into
+    a place of its own outside the run folder, fixed per run and task so that a rerun
+    clears what a killed worker left."""
+    key = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"face-keypoints-{key}-{task}"
+
+
 def _split_for_replicas(strategy, *batch):
     """One slice of the batch per replica, for MirroredStrategy's step."""
     import tensorflow as tf
@@ -88,10 +117,17 @@ def _split_for_replicas(strategy, *batch):
 
 def _open_caches(config: TrainConfig) -> tuple[list[tuple[Cache, np.ndarray]], Cache]:
     sources = []
-    for path in config.data:
+    for path, _ in config.data_sources():
         cache = open_cache(Path(path))
         sources.append((cache, cache.indices("train")))
     return sources, open_cache(Path(config.val))
+
+
+def _stream(config: TrainConfig, sources, schemes: list[str], augment):
+    from face_keypoints.data.pipeline import BatchStream
+
+    return BatchStream(sources, schemes, config.batch_size, config.input_size, augment,
+                       seed=config.seed, weights=[w for _, w in config.data_sources()])
 
 
 def _model_schemes(sources: list[tuple[Cache, np.ndarray]], val: Cache) -> list[str]:
@@ -123,6 +159,14 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, config: TrainCo
                            "fine-tuning; --early-stopping 0 runs all --epochs; "
                            "--calibrate CACHE calibrates it)")
         raise BadInput(f"{run_dir}: holds a finished run; pass --overwrite to replace it")
+    if (run_dir / STATE).exists() and _read_state(run_dir)["epoch"] == 0:
+        # Stopped before its first epoch ended: nothing to keep, so start it afresh.
+        if _cluster_task(config.distribute)[0]:  # the chief alone clears the run folder
+            if resume:
+                print(f"{run_dir}: no epoch of the earlier run had ended; starting afresh",
+                      file=sys.stderr)
+            _clear_unstarted(run_dir)
+        return False
     if (run_dir / STATE).exists():
         if not resume:
             raise BadInput(f"{run_dir}: holds an unfinished run; pass --resume to continue "
@@ -135,8 +179,29 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool, config: TrainCo
     return False
 
 
+def _read_state(run_dir: Path) -> dict:
+    try:
+        state = json.loads((run_dir / STATE).read_text(encoding="utf-8"))
+        int(state["epoch"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BadInput(f"{run_dir / STATE}: unreadable run state ({err}); --overwrite "
+                       "starts the run again") from None
+    return state
+
+
+def _clear_unstarted(run_dir: Path) -> None:
+    """Remove what a run stopped in its first epoch wrote (and nothing else)."""
+    for path in run_dir.iterdir():
+        if path.name in (STATE, "config.yaml", "tensorboard", "checkpoints") or (
+                path.name.startswith(".") and ".tmp" in path.name):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
 def _more_to_do(run_dir: Path, config: TrainConfig) -> bool:
-    state = json.loads((run_dir / STATE).read_text())
+    state = _read_state(run_dir)
     if sum(1 for entry in state["history"] if entry.get("phase") == QAT) < config.qat_epochs:
         return True
     if config.calibrate and state.get("calibration", {}).get("cache") != config.calibrate:
@@ -182,15 +247,16 @@ def _loss_function(config: TrainConfig, spec: ModelSpec, model):
     """The batch loss: every head's masked point loss over the points all replicas saw."""
     import tensorflow as tf
 
-    from face_keypoints.model.heads import output_name
-    from face_keypoints.model.losses import point_loss
+    from face_keypoints.model.heads import head_loss, training_view
+
+    view = training_view(model, spec.head)
 
     def loss(images, targets, masks):
-        outputs = model(images, training=True)
+        outputs = view(images, training=True)
         total, count = 0.0, 0.0
         for name in spec.schemes:
-            s, n = point_loss(config.loss, outputs[output_name(name)], targets[name],
-                              masks[name])
+            s, n = head_loss(model, spec.head, config.loss, outputs, name, targets[name],
+                             masks[name])
             total, count = total + s, count + n
         global_count = tf.distribute.get_replica_context().all_reduce("sum", count)
         return total / tf.maximum(global_count, 1.0)
@@ -268,7 +334,7 @@ def _start_from(model, path: str, seed: int) -> None:
     """Load the weights of the trained model at `path` into `model` where they fit: all of
     the backbone and every head of a scheme both predict. A narrower model is widened
     (model/widen.py), so a wider network starts from what a narrow one learned."""
-    from face_keypoints.model.heads import output_name
+    from face_keypoints.model.heads import is_head_layer
     from face_keypoints.model.network import copy_matching_weights
     from face_keypoints.model.widen import is_narrower, widen_into
     from face_keypoints.runtime.predictor import load_predictor
@@ -285,7 +351,7 @@ def _start_from(model, path: str, seed: int) -> None:
         print(f"widened {source.name} into {model.name}", file=sys.stderr)
     else:
         kept = copy_matching_weights(model, source)
-    misfits = [name for name in kept if not name.startswith(output_name(""))]
+    misfits = [name for name in kept if not is_head_layer(name)]
     if misfits:
         raise BadInput(f"--init-model {path}: {source.name} does not fit {model.name} "
                        f"(its {misfits[0]} is missing or of another shape)")
@@ -304,6 +370,48 @@ def _build_qat(config: TrainConfig, spec: ModelSpec, strategy, steps: int, model
     return grid, optimizer, step
 
 
+def _statistics_averager(strategy, model):
+    """A compiled function that averages the model's non-trainable variables (BatchNorm's
+    moving statistics) over the replicas, or None for one replica. Each replica updates
+    them from its own share of every batch and Keras keeps them apart, so without it
+    workers would validate (and stop early), save and checkpoint different models."""
+    import tensorflow as tf
+
+    variables = list(model.non_trainable_variables)
+    if strategy.num_replicas_in_sync == 1 or not variables:
+        return None
+
+    def replica_average() -> None:
+        means = tf.distribute.get_replica_context().all_reduce(
+            "mean", [tf.identity(variable.value) for variable in variables])
+        for variable, mean in zip(variables, means, strict=True):
+            variable.assign(mean)
+
+    @tf.function
+    def average() -> None:
+        strategy.run(replica_average)
+
+    return average
+
+
+# A mean loss or NME this large (both in percent, of the crop or of the eye distance)
+# means points some ten thousand faces away: the weights have blown up, and the next
+# numbers would be inf or NaN.
+BLOWN_UP = 1e6
+
+
+def _blown_up(value: float) -> bool:
+    return not math.isfinite(value) or abs(value) > BLOWN_UP
+
+
+def _diverged(epoch: int, what: str, value: float, optimizer) -> FaceKeypointsError:
+    """The one-line failure of a run whose numbers stopped being numbers."""
+    return FaceKeypointsError(
+        f"training diverged in epoch {epoch}: the {what} became {value:.4g} at a learning "
+        f"rate of {float(optimizer.learning_rate):.3g}; nothing of this epoch was saved "
+        "(lower --learning-rate, then rerun)")
+
+
 class _Epochs:
     """The epoch loop both phases share: train, validate, keep the best model, checkpoint,
     log; `state` (state.json) is what --resume continues from."""
@@ -314,6 +422,7 @@ class _Epochs:
         self.validation, self.reference = validation, reference
         self.writer, self.state = writer, state
         self.strategy, self.progress = strategy, progress
+        self.average = _statistics_averager(strategy, model)
 
     def run(self, phase: str, last_epoch: int, step, optimizer, manager, checkpoint_key: str,
             early_stopping: int = 0, finish=None) -> None:
@@ -326,7 +435,7 @@ class _Epochs:
             if stale >= early_stopping > 0:
                 print(f"early stop: no validation gain for {stale} epochs", file=sys.stderr)
                 break
-            start, seen, loss_sum = time.perf_counter(), 0, 0.0
+            start, seen, loss_sum, mean_loss = time.perf_counter(), 0, 0.0, 0.0
             bar = tqdm(total=self.steps, desc=f"epoch {epoch}/{last_epoch}", unit="batch",
                        disable=None if self.progress else True, file=sys.stderr, leave=False)
             for index, (images, targets, masks) in enumerate(self.stream.epoch(epoch)):
@@ -336,16 +445,25 @@ class _Epochs:
                 if replicas > 1:
                     batch = _split_for_replicas(self.strategy, *batch)
                 loss_sum += float(step(*batch))
+                mean_loss = loss_sum / (index + 1)
+                if _blown_up(mean_loss):
+                    break
                 seen += len(images)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / (index + 1):.3f}",
                                 img_s=f"{seen / (time.perf_counter() - start):.0f}")
             bar.close()
+            if _blown_up(mean_loss):
+                raise _diverged(epoch, "training loss", mean_loss, optimizer)
+            if self.average is not None:
+                self.average()
             if finish is not None:
                 finish()
             seconds = time.perf_counter() - start
             model = self.model
             val = self.validation.nme(model, self.reference)
+            if _blown_up(val):
+                raise _diverged(epoch, "validation NME", val, optimizer)
             entry = {"epoch": epoch, "phase": phase, "lr": float(optimizer.learning_rate),
                      "train_loss": round(loss_sum / max(1, self.steps), 5),
                      "val_nme": round(val, 4), "images_per_s": round(seen / seconds, 1),
@@ -383,7 +501,12 @@ def train(
     """Train per `config` into `output` (RUN_DIR); see the module docstring."""
     config.check()
     run_dir = Path(output)
-    continuing = _check_run_dir(run_dir, resume, overwrite, config)
+    chief, task = _cluster_task(config.distribute)
+    if chief:
+        continuing = _check_run_dir(run_dir, resume, overwrite, config)
+    else:  # the chief checks and clears the run folder; the other workers only read it
+        continuing = not overwrite and _check_run_dir(run_dir, resume, False, config)
+    work_dir = run_dir if chief else _worker_dir(run_dir, task)
     if continuing:
         saved = TrainConfig.load(run_dir / "config.yaml").to_dict()
         changed = [k for k, v in config.to_dict().items()
@@ -409,7 +532,6 @@ def train(
     import keras
     import tensorflow as tf
 
-    from face_keypoints.data.pipeline import BatchStream
     from face_keypoints.validation import ValidationSet
 
     strategy = _strategy(config.distribute)
@@ -418,8 +540,7 @@ def train(
         raise BadInput(f"--batch-size {config.batch_size} must divide by the "
                        f"{replicas} replicas of --distribute {config.distribute}")
     keras.utils.set_random_seed(config.seed)
-    stream = BatchStream(sources, schemes, config.batch_size, config.input_size, augment,
-                         seed=config.seed)
+    stream = _stream(config, sources, schemes, augment)
     steps = config.steps_per_epoch or len(stream)
     if steps < 1:
         raise BadInput(f"fewer training faces than one batch of {config.batch_size}")
@@ -428,13 +549,13 @@ def train(
     if config.init_model and not continuing:
         _start_from(model, config.init_model, config.seed)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=2)
+    manager = tf.train.CheckpointManager(checkpoint, work_dir / "checkpoints", max_to_keep=2)
 
     state: dict = {"epoch": 0, "phase": FLOAT, "best_val_nme": math.inf, "best_epoch": 0,
                    "history": [], "seconds": 0.0, "images": 0,
                    "validated_with": config.calibrate}
     if continuing:
-        state = json.loads((run_dir / STATE).read_text())
+        state = _read_state(run_dir)
         state.setdefault("phase", FLOAT)
         for entry in state["history"]:
             entry.setdefault("phase", FLOAT)
@@ -442,22 +563,31 @@ def train(
             checkpoint.restore(str(run_dir / "checkpoints" / state["checkpoint"])
                                ).expect_partial()
         print(f"resuming {run_dir} after epoch {state['epoch']}", file=sys.stderr)
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.yaml")
+    if not chief:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        print(f"{task}: the chief writes {run_dir}; this worker writes {work_dir}",
+              file=sys.stderr)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config.save(work_dir / "config.yaml")
+    if not state["history"]:  # the folder is this run's, even if killed in its first epoch
+        write_json_atomic(work_dir / STATE, {"epoch": 0, "history": []})
 
     validation = ValidationSet(val_cache, config.input_size)
+    # What the untrained model scores: its heads start at the training faces' mean shape.
+    mean_shape_nme = validation.score(np.broadcast_to(start_shapes[val_cache.scheme.name],
+                                                      validation.points.shape))
     # Fixed when the run starts, so every epoch of its history is scored the same way.
     validated_with = state.get("validated_with", "")
     reference_frames = None
     if validated_with:
         reference_frames = ValidationSet(open_cache(Path(validated_with)), config.input_size,
                                          role="train")
-    print(f"training {spec.schemes} on {len(stream.samples)} faces, validating on "
+    print(f"training {spec.schemes} on {len(stream.samples)} faces ({stream.epoch_size} "
+          f"samples an epoch), validating on "
           f"{len(validation.points)}; {steps} steps of {config.batch_size} per epoch, "
           f"{replicas} replica(s)", file=sys.stderr)
-    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
-    epochs = _Epochs(run_dir, model, stream, steps, validation, reference_frames, writer,
+    writer = tf.summary.create_file_writer(str(work_dir / "tensorboard"))
+    epochs = _Epochs(work_dir, model, stream, steps, validation, reference_frames, writer,
                      state, strategy, progress)
     try:
         if state["phase"] == FLOAT:
@@ -465,11 +595,11 @@ def train(
                        config.early_stopping)
         if config.qat_epochs > 0 and state["history"]:
             if state["phase"] == FLOAT:
-                _start_qat(run_dir, model, state)
+                _start_qat(work_dir, model, state, run_dir)
             grid, qat_optimizer, qat_step = _build_qat(config, spec, strategy, steps, model)
             qat_checkpoint = tf.train.Checkpoint(model=model, optimizer=qat_optimizer,
                                                  shadows=grid.shadows)
-            qat_manager = tf.train.CheckpointManager(qat_checkpoint, run_dir / "checkpoints_qat",
+            qat_manager = tf.train.CheckpointManager(qat_checkpoint, work_dir / "checkpoints_qat",
                                                      max_to_keep=2)
             if "qat_checkpoint" in state:
                 qat_checkpoint.restore(str(run_dir / "checkpoints_qat" / state["qat_checkpoint"])
@@ -483,7 +613,7 @@ def train(
         writer.close()
     if not state["history"]:
         raise FaceKeypointsError("training stopped before the first epoch ended")
-    if reference is not None:
+    if reference is not None and chief:
         if validated_with != config.calibrate:
             reference_frames = ValidationSet(reference, config.input_size, role="train")
         _calibrate_run(run_dir, reference_frames, validation, state)
@@ -492,19 +622,30 @@ def train(
                          state["images"] / max(state["seconds"], 1e-9), state["seconds"],
                          calibration.get("val_nme_after"))
     float_best = {k: state.get(f"float_{k}", state[k]) for k in ("best_epoch", "best_val_nme")}
-    write_json_atomic(run_dir / FINISHED, {
+    warnings = []
+    if result.best_val_nme >= mean_shape_nme:
+        warnings.append(f"the best epoch's validation NME {result.best_val_nme:.2f}% is no "
+                        f"better than the {mean_shape_nme:.2f}% of the mean shape the model "
+                        "started from: it has not learned (train longer, or lower "
+                        "--learning-rate)")
+        print(f"warning: {warnings[-1]}", file=sys.stderr)
+    write_json_atomic(work_dir / FINISHED, {
         "best_epoch": result.best_epoch, "best_val_nme": round(result.best_val_nme, 4),
+        "mean_shape_val_nme": round(mean_shape_nme, 4), "warnings": warnings,
         "float_best_epoch": float_best["best_epoch"],
         "float_best_val_nme": round(float_best["best_val_nme"], 4),
         "qat_epochs_run": sum(1 for entry in state["history"] if entry["phase"] == QAT),
         "epochs_run": result.epochs_run, "train_images_per_s": round(result.images_per_second, 1),
         "train_seconds": round(result.wall_seconds, 1), "val": str(val_cache.path),
-        "data": [str(c.path) for c, _ in sources], "schemes": schemes,
+        "data": [str(c.path) for c, _ in sources],
+        "data_weights": [w for _, w in config.data_sources()], "schemes": schemes,
         "model": spec.__dict__ | {"backbone_weights": config.backbone_weights,
                                   "init_model": config.init_model or None},
         "calibration": calibration or None,
         "history": state["history"],
     })
+    if not chief:
+        shutil.rmtree(work_dir)
     return result
 
 
@@ -533,14 +674,17 @@ def _calibrate_run(run_dir: Path, reference, validation, state: dict) -> None:
           f"{record['val_nme_after']:.3f}%", file=sys.stderr)
 
 
-def _start_qat(run_dir: Path, model, state: dict) -> None:
+def _start_qat(run_dir: Path, model, state: dict, source: Path) -> None:
     """Turn to the int8 phase: the best float model is kept as best_float.keras and is
-    where fine-tuning starts; best.keras will be the best model on the grid."""
+    where fine-tuning starts; best.keras will be the best model on the grid. A worker
+    without its own best.keras (none better since a resume) takes the chief's, in
+    `source`."""
     import keras
 
     float_best = run_dir / BEST_FLOAT
     if not float_best.exists():  # a rerun after a kill keeps the first copy
-        data = (run_dir / "best.keras").read_bytes()
+        best = run_dir / "best.keras"
+        data = (best if best.exists() else source / "best.keras").read_bytes()
         write_atomic(float_best, lambda tmp: tmp.write_bytes(data))
     model.set_weights(keras.models.load_model(float_best, compile=False).get_weights())
     state.update(phase=QAT, qat_first_epoch=state["epoch"] + 1,
@@ -571,8 +715,7 @@ def benchmark_input(config: TrainConfig, batches: int = 40) -> dict:
             seen += len(batch[0])
         return seen / (time.perf_counter() - start)
 
-    stream = BatchStream(sources, schemes, config.batch_size, config.input_size, augment,
-                         seed=config.seed)
+    stream = _stream(config, sources, schemes, augment)
     try:
         if len(stream) < batches + 3:
             raise BadInput(f"the training caches hold fewer than {batches + 3} batches")

@@ -2,11 +2,15 @@
 
 Every file is converted into a staging folder inside the output folder and checked
 against the GPU delegate's rules (gpu_ops); only when all pass (or `allow_cpu_fallback`)
-are they moved into place, with a copy of the source .keras (`<name>.keras`, so the
-folder holds the model they came from), and model.json is written last, so a failed
-export leaves nothing half-done and never replaces an existing file without `overwrite`.
-With `overwrite`, files an earlier export listed in model.json and this one does not
-write (a precision left out this time) are removed, so the folder holds one model's files.
+is the staging folder, complete with a copy of the source .keras (`<name>.keras`, so the
+folder holds the model they came from) and its model.json, renamed to `.export-commit`:
+from then on the export is decided. Its files are moved into place, model.json last
+(replacing the old one in one rename, never removing it first), so a failed export
+leaves nothing half-done and never replaces an existing file without `overwrite`. A
+killed export is finished by the next one (`.export-commit`) or its staging folder
+removed (killed while converting). With `overwrite`, files an earlier export listed in
+model.json and this one does not write (a precision left out this time) are removed, so
+the folder holds one model's files.
 
 Parity: each file, and the Keras model, are then scored by evaluate on a validation
 cache (`val`, else the `representative` cache the int8 file was calibrated on) and their
@@ -16,6 +20,7 @@ scoring on the same faces flatters int8 slightly.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -35,6 +40,9 @@ from face_keypoints.models import KERAS, is_default, resolve_model
 from face_keypoints.runtime.predictor import MODEL_JSON
 
 CALIBRATION_FACES = 200  # representative images for int8; evenly spread over the cache
+STAGING_PREFIX = ".export-"
+COMMIT = ".export-commit"  # a complete staging folder whose files are being moved in
+STALE = "stale.json"  # in COMMIT: the earlier export's files this one removes
 INT8_TOLERANCE = 0.05  # int8 NME may exceed fp32's by this fraction before a warning
 
 
@@ -57,6 +65,7 @@ class ExportResult:
     keras_nme: float | None = None
     keras: Path | None = None  # the copy of the source .keras written beside the files
     warnings: list[str] = field(default_factory=list)
+    cpu: dict | None = None  # model.json's "cpu": each file's drift and latency, the pick
 
 
 def export(model: str | Path, output: str | Path,
@@ -94,11 +103,12 @@ def export(model: str | Path, output: str | Path,
 
     names = {p: f"{keras_model.name}_{p}.tflite" for p in precisions}
     keras_copy = f"{keras_model.name}.keras"
+    _recover(output)
     _check_output(output, [*names.values(), keras_copy, MODEL_JSON], overwrite)
     provenance = _provenance(model)
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=output))
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=output))
     try:
         files = []
         for precision in precisions:
@@ -118,32 +128,67 @@ def export(model: str | Path, output: str | Path,
                               "writes them anyway)")
         result.warnings += [f"{line} (written anyway: --allow-cpu-fallback)"
                             for line in blocked]
+        write_model_json(staging, keras_model, {**names, "keras": keras_copy}, **provenance)
         stale = set(_earlier_files(output).values()) - {*names.values(), keras_copy}
-        # An old model.json must not describe the new files, even for a moment.
-        (output / MODEL_JSON).unlink(missing_ok=True)
-        for name in stale:
-            (output / name).unlink(missing_ok=True)
-        for file in files:
-            os.replace(staging / file.path.name, file.path)
-            file.gpu.path = file.path
-        os.replace(staging / keras_copy, output / keras_copy)
+        write_atomic(staging / STALE, lambda tmp: tmp.write_text(json.dumps(sorted(stale))))
+        os.rename(staging, output / COMMIT)
+    except OSError as err:  # a full disk: name the output, not the file being copied
+        raise BadInput(f"{output}: cannot write the export: {err.strerror or err}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created and not any(output.iterdir()):
             output.rmdir()  # a failed export into a new folder leaves no trace
-    write_model_json(output, keras_model, {**names, "keras": keras_copy}, **provenance)
+    _finish_commit(output)
+    for file in files:
+        file.gpu.path = file.path
 
     if parity is not None:
         _parity(result, parity, int8_io)
+        from face_keypoints.export.tflite import record_cpu_precision
+
+        result.cpu = record_cpu_precision(result.model_json,
+                                          {f.precision: f.path for f in result.files},
+                                          {f.precision: f.nme for f in result.files},
+                                          parity.path)
     return result
+
+
+def _recover(output: Path) -> None:
+    """Finish the export a kill interrupted while moving its files in, and remove the
+    staging folders of exports killed while converting."""
+    if not output.is_dir():
+        return
+    if (output / COMMIT).is_dir():
+        _finish_commit(output)
+    for leftover in output.glob(f"{STAGING_PREFIX}*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover)
+
+
+def _finish_commit(output: Path) -> None:
+    """Move the committed files into `output`, model.json last (one rename replaces the
+    old one), then remove the earlier export's stale files. Safe to run again after a
+    kill at any point."""
+    commit = output / COMMIT
+    try:
+        stale = json.loads((commit / STALE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stale = []
+    for path in sorted(commit.iterdir()):
+        if path.name not in (MODEL_JSON, STALE):
+            os.replace(path, output / path.name)
+    if (commit / MODEL_JSON).exists():
+        os.replace(commit / MODEL_JSON, output / MODEL_JSON)
+    for name in stale:
+        if isinstance(name, str) and Path(name).name == name:
+            (output / name).unlink(missing_ok=True)
+    shutil.rmtree(commit)
 
 
 def _provenance(model: Path) -> dict[str, str | None]:
     """The run `model` came from (its folder) and the cache its outputs were calibrated on
     (that run's metrics.json); for the .keras copy of an earlier export (such as
     `default:keras`), what that export's model.json says."""
-    import json
-
     from face_keypoints.train import FINISHED
 
     if _earlier_files(model.parent).get("keras") == model.name:
@@ -163,8 +208,6 @@ def _provenance(model: Path) -> dict[str, str | None]:
 def _earlier_card(folder: Path) -> dict:
     """The model.json an earlier export left in `folder`; {} if absent or unreadable (a
     training run's folder has none)."""
-    import json
-
     try:
         card = json.loads((folder / MODEL_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -264,4 +307,9 @@ def format_report(result: ExportResult) -> str:
     for f in result.files:
         lines.append(f"  {f.precision:<6} {pct(f.nme)}"
                      + (f"  ({f.parity_note})" if f.parity_note else ""))
+    if result.cpu is not None:
+        timing = ", ".join(f"{p} {v['median_us']:,.0f} us"
+                           for p, v in result.cpu["files"].items())
+        pick = result.cpu["precision"] or "its default file"
+        lines.append(f"on a CPU ({timing}): predict runs {pick} ({result.cpu['rule']})")
     return "\n".join(lines)

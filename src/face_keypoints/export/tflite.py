@@ -11,6 +11,12 @@ output: the file the GPU delegate wants, which takes the float16 weights as they
 int8 (full-integer: int8 weights and activations with int32 biases, calibrated on
 representative images; float32 input and output unless `int8_io`, which makes them int8
 too, their scale and zero point recorded in model.json).
+
+On a CPU the fp16 file runs as fp32 (LiteRT turns its weights back into float32), while
+the int8 file runs integer kernels at about half the time. So the export measures each
+file's NME drift against fp32 and its CPU latency, and model.json's "cpu" names the
+fastest file within CPU_TOLERANCE of fp32's NME: the one predict and FaceLandmarker run
+when no precision is asked for (runtime/landmarker.cpu_model).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -32,6 +40,8 @@ from face_keypoints.schemes import get_scheme
 
 PRECISIONS = ("fp32", "fp16", "int8")
 FORMAT_VERSION = 1
+CPU_TOLERANCE = 0.01  # a file whose NME is within 1 % of fp32's may run instead of it
+CPU_RUNS = 300  # timed inferences per file, interleaved, for the CPU pick
 
 
 def convert(model: keras.Model, path: Path, precision: str = "fp32",
@@ -127,3 +137,48 @@ def _describe(path: Path) -> dict[str, object]:
                 {"scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1])}
                 for d in details]
     return card
+
+
+def cpu_pick(nme: dict[str, float | None], median_us: dict[str, float]) -> str | None:
+    """The fastest precision whose NME is within CPU_TOLERANCE of fp32's (fp32 itself
+    always is); None without an NME for fp32."""
+    reference = nme.get("fp32")
+    if reference is None or not math.isfinite(reference):
+        return None
+    eligible = [p for p, value in nme.items() if p in median_us and value is not None
+                and math.isfinite(value) and value <= reference * (1.0 + CPU_TOLERANCE)]
+    return min(eligible, key=lambda p: median_us[p]) if eligible else None
+
+
+def record_cpu_precision(model_json: Path, files: dict[str, Path],
+                         nme: dict[str, float | None], measured_on: str | Path,
+                         threads: int = 1, runs: int = CPU_RUNS) -> dict:
+    """Time every .tflite of `files` ({precision: path}) on this CPU, interleaved,
+    with `threads`; write into `model_json` (atomically) each one's NME (`nme`, % on
+    the cache `measured_on`), its drift against fp32 and its median latency, and the
+    precision `cpu_pick` makes of them. Returns that "cpu" entry."""
+    from face_keypoints.bench import benchmark_models
+
+    timing = benchmark_models({p: str(path) for p, path in files.items()}, threads=threads,
+                              runs=runs, warmup=max(5, runs // 10))["models"]
+    median = {p: float(timing[p]["median_us"]) for p in files}
+    reference = nme.get("fp32")
+
+    def drift(value: float | None) -> float | None:
+        if value is None or reference is None or not reference:
+            return None
+        return round(100.0 * (value / reference - 1.0), 3)
+
+    entry = {
+        "precision": cpu_pick(nme, median),
+        "rule": f"the fastest file whose NME is within {100 * CPU_TOLERANCE:g} % of fp32's",
+        "measured_on": str(measured_on),
+        "threads": threads,
+        "files": {p: {"nme_pct": None if nme.get(p) is None else round(float(nme[p]), 4),
+                      "nme_drift_vs_fp32_pct": drift(nme.get(p)),
+                      "median_us": round(median[p], 1)} for p in files},
+    }
+    card = json.loads(Path(model_json).read_text(encoding="utf-8"))
+    card["cpu"] = entry
+    write_json_atomic(Path(model_json), card)
+    return entry

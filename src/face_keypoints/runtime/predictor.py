@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import zipfile
 from pathlib import Path
 from typing import Protocol
 
@@ -34,8 +35,16 @@ def load_predictor(path: str | Path, threads: int | None = None) -> Predictor:
     path = Path(path)
     if threads is not None and threads < 1:
         raise BadInput(f"threads {threads}: must be at least 1")
-    if not path.is_file():
-        raise BadInput(f"{path}: no such model file")
+    from face_keypoints.models import listing, resolve_model
+
+    if path.is_dir():
+        path = resolve_model(path)  # an export or run folder: its model file
+    if path.exists() and not path.is_file():
+        raise BadInput(f"{path}: not a regular file (a FIFO, socket or device), not a model")
+    if not path.exists():
+        beside = (f"; {path.parent} holds {listing(path.parent)}" if path.parent.is_dir()
+                  else "")
+        raise BadInput(f"{path}: no such model file{beside}")
     if path.suffix == ".keras":
         return KerasPredictor(path, threads)
     if path.suffix == ".tflite":
@@ -56,6 +65,9 @@ class KerasPredictor:
 
         if threads:
             _set_tf_threads(threads)
+        if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
+            raise BadInput(f"{path}: not a loadable Keras model: not a .keras (zip) archive; "
+                           "the file is damaged or of another kind")
         try:
             self.model = keras.models.load_model(path, compile=False)
         except Exception as err:  # Keras raises many types for a bad file; all mean "unusable"

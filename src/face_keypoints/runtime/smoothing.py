@@ -25,8 +25,12 @@ class OneEuroParams:
     d_cutoff: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
-            raise ValueError(f"One Euro parameters {self}: cutoffs must be > 0, beta >= 0")
+        values = (self.min_cutoff, self.beta, self.d_cutoff)
+        if not all(math.isfinite(v) for v in values) or self.min_cutoff <= 0 \
+                or self.d_cutoff <= 0 or self.beta < 0:
+            raise ValueError(f"One Euro filter: min_cutoff {self.min_cutoff}, beta "
+                             f"{self.beta}, d_cutoff {self.d_cutoff}: the cutoffs must be "
+                             "finite numbers above 0, beta a finite number of 0 or more")
 
 
 def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:

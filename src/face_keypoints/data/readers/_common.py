@@ -107,12 +107,24 @@ def parse_row(fields: list[str], source: str, line: int, seen: dict[str, int],
 
 
 def csv_rows(path: Path) -> Iterator[tuple[int, list[str] | None, str]]:
-    """(line number, fields or None, reason) for each non-empty CSV line, header included."""
+    """(line number, fields or None, reason) for each non-empty CSV line, header included.
+
+    A first line that is one field holding ';' or a tab is a file of another separator:
+    BadInput, rather than every row skipped for its field count.
+    """
+    first = True
     for line, text, reason in text_lines(path):
         if text is None:
             yield line, None, reason
         elif text.strip():
-            yield line, next(csv.reader([text])), ""
+            fields = next(csv.reader([text]))
+            if first and len(fields) == 1:
+                for name, separator in (("';'", ";"), ("tabs", "\t")):
+                    if separator in text:
+                        raise BadInput(f"{path}:{line}: fields separated by {name}; this "
+                                       "format's files are comma-separated")
+            first = False
+            yield line, fields, ""
 
 
 def optional_float(text: str) -> float | None:

@@ -46,6 +46,11 @@ def load_json(path: Path) -> dict:
     return data
 
 
+def _id(value: object) -> int | str | None:
+    """A COCO id as a dictionary key: a whole number or text (None for anything else)."""
+    return value if isinstance(value, int | str) and not isinstance(value, bool) else None
+
+
 def _has_bad_bytes(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -64,29 +69,34 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
     images: dict[object, dict] = {}
     conflicting: set[object] = set()  # one id listed with two different file names
     for entry in data["images"]:
-        if isinstance(entry, dict) and "id" in entry and "file_name" in entry:
+        if isinstance(entry, dict) and _id(entry.get("id")) is not None \
+                and "file_name" in entry:
             first = images.setdefault(entry["id"], entry)
             if first["file_name"] != entry["file_name"]:
                 conflicting.add(entry["id"])
     # COCO says 2 = visible, 1 = labelled but hidden; face exports that write only 0/1
     # (mmpose's WFLW, 300-W, AFLW) mean 1 = present.
-    flags = {v for a in data["annotations"] if isinstance(a, dict)
-             for v in a.get("keypoints", [])[2::3]}
-    hidden_flag = 1 if 2 in flags else None
+    hidden_flag = 1 if any(v == 2 for a in data["annotations"]
+                           if isinstance(a, dict) and isinstance(a.get("keypoints"), list)
+                           for v in a["keypoints"][2::3]) else None
     seen: set[object] = set()
     for number, ann in enumerate(data["annotations"], start=1):
         where = f"annotation {number}"
         if not isinstance(ann, dict) or not isinstance(ann.get("keypoints"), list):
             yield Skip(source, 0, f"{where}: no keypoints list")
             continue
-        ann_id = ann.get("id", number)
+        ann_id, image_id = _id(ann.get("id", number)), _id(ann.get("image_id"))
+        if ann_id is None or image_id is None:
+            yield Skip(source, 0, f"{where}: its id {ann.get('id')!r} or image_id "
+                                  f"{ann.get('image_id')!r} is not a number or text")
+            continue
         if ann_id in seen:
             yield Skip(source, 0, f"{where}: duplicate annotation id {ann_id}")
             continue
         seen.add(ann_id)
-        image = images.get(ann.get("image_id"))
+        image = images.get(image_id)
         if image is None:
-            yield Skip(source, 0, f"{where}: image_id {ann.get('image_id')!r} not in images")
+            yield Skip(source, 0, f"{where}: image_id {image_id!r} not in images")
             continue
         if ann.get("image_id") in conflicting:
             yield Skip(source, 0, f"{where}: duplicate image id {ann.get('image_id')!r} "

@@ -17,6 +17,7 @@ from face_keypoints.data.readers._common import (
     pairs_to_points,
 )
 from face_keypoints.data.readers.aflw21 import locate_csv
+from face_keypoints.errors import BadInput
 from face_keypoints.schemes import IBUG68
 
 SPLITS = ("train", "test")
@@ -39,8 +40,9 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
             header = [f.strip() for f in fields]
             missing = {"image", "vis", "merl_split"} - set(header)
             if missing or "x0" not in header:
-                yield Skip(source, line, f"header lacks columns {sorted(missing)}")
-                return
+                lacking = sorted(missing | ({"x0"} - set(header)))
+                raise BadInput(f"{path}:{line}: the header lacks the columns "
+                               f"{', '.join(lacking)} (is the header line missing?)")
             continue
         if len(fields) != len(header):
             yield Skip(source, line, f"expected {len(header)} fields, found {len(fields)}")

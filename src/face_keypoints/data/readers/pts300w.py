@@ -80,6 +80,15 @@ def _parse_pts(path: Path) -> tuple[np.ndarray, str] | Skip:
     return np.array(values, dtype=np.float32), scheme
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of what `path` leads to, or None when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
     del split  # folders of .pts have no published split
     if annotations is not None:
@@ -88,14 +97,27 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
     if not root.is_dir():
         raise BadInput(f"{root}: not a folder of images and .pts files")
     # One walk of the tree: .pts files, and the images beside them by folder and stem.
+    # Symlinked folders are followed, each real folder and file once: a link back up the
+    # tree (`ln -s . loop`) would otherwise repeat every face without end.
     pts_files: list[Path] = []
     beside: dict[tuple[str, str], list[Path]] = {}
-    for folder, _, names in os.walk(root, followlinks=True):
+    folders_seen: set[tuple[int, int]] = set()
+    pts_seen: set[tuple[int, int]] = set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        key = _identity(Path(folder))
+        if key is None or key in folders_seen:
+            subfolders.clear()
+            continue
+        folders_seen.add(key)
         for name in names:
             path = Path(folder) / name
             suffix = path.suffix.lower()
             if suffix == ".pts":
-                pts_files.append(path)
+                file_key = _identity(path)
+                if file_key is None or file_key not in pts_seen:
+                    if file_key is not None:
+                        pts_seen.add(file_key)
+                    pts_files.append(path)
             elif suffix in IMAGE_SUFFIXES:
                 beside.setdefault((folder, path.stem), []).append(path)
     if not pts_files:
