@@ -325,7 +325,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help="print each input's JSON on stdout, one object per line")
     p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="CPU threads per model (default 1)")
+                   help="CPU threads per model: 1 to twice the CPU count (default 1)")
     p.add_argument("--camera", type=int, metavar="N", help="also read camera N (until Ctrl-C)")
     p.add_argument("--max-faces", type=int, metavar="N", help="at most N faces per image or "
                                                              "frame, best first")

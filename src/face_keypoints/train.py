@@ -608,6 +608,12 @@ def train(
                 grid.snap()
             epochs.run(QAT, state["qat_first_epoch"] + config.qat_epochs - 1, qat_step,
                        qat_optimizer, qat_manager, "qat_checkpoint", finish=grid.snap)
+    except (tf.errors.UnavailableError, tf.errors.CancelledError) as err:
+        if config.distribute != "multiworker":
+            raise
+        raise FaceKeypointsError(
+            f"lost another worker after epoch {state['epoch']} (TensorFlow: "
+            f"{type(err).__name__}); restart every worker with --resume") from None
     finally:
         stream.close()
         writer.close()

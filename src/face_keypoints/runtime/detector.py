@@ -210,7 +210,7 @@ class BlazeFace:
         made for faces near the camera), so in the first pass alone a face smaller than
         about a tenth of the image is missed; the second halves that. The model is fully
         convolutional, so one pass at 256 px sees what 3x3 half-size tiles at 128 px
-        saw, with no tile borders to cut a face, for under half the time. A face it adds
+        saw, with no tile borders to cut a face, in about half the time. A face it adds
         is kept when the first pass did not already find it."""
         found = self.detect(image)
         height, width = image.shape[:2]
