@@ -8,8 +8,8 @@ benchmarks/sweep.py writes (a list of candidates, each with `latency_median_us`,
 one-thread fp32 median, and per test cache `nme`), and writes --out (default
 configs/results/accuracy_vs_latency.png): x = latency (us), y = inter-ocular NME (%) on
 --data (default afw). --baseline-nme draws the mean-shape baseline as a horizontal line,
---mediapipe-us MediaPipe's face_landmark.tflite latency as a vertical one, --shipped the
-fully trained model as a star and each --trained another fully trained model as a hollow
+--mediapipe-us MediaPipe's face_landmark.tflite latency as a vertical one, each --shipped
+model as a filled, labelled star and each --trained another fully trained model as a hollow
 one (all as measured elsewhere, e.g. by benchmarks/model_card.py). Prints the candidates
 as a markdown table.
 """
@@ -75,7 +75,7 @@ def _label_heights(points: list[dict], x_span: float, y_span: float) -> list[flo
 
 
 def plot(points: list[dict], out: Path, data: str, baseline: float | None,
-         mediapipe: float | None, shipped: tuple[float, float] | None,
+         mediapipe: float | None, shipped: tuple[tuple[str, float, float], ...] = (),
          trained: tuple[tuple[str, float, float], ...] = ()) -> None:
     import matplotlib
 
@@ -90,19 +90,20 @@ def plot(points: list[dict], out: Path, data: str, baseline: float | None,
         mine = [p for p in points if p["file"] == name]
         ax.scatter([p["us"] for p in mine], [p["nme"] for p in mine], s=36, zorder=3,
                    color=f"C{k}", label=Path(name).stem if len(files) > 1 else None)
-    if shipped is not None:
-        ax.scatter([shipped[0]], [shipped[1]], s=120, marker="*", color="black", zorder=4,
-                   label="shipped model (full training)")
+    for k, (name, us, nme) in enumerate(shipped):
+        ax.scatter([us], [nme], s=140, marker="*", color="black", zorder=4,
+                   label="shipped models (full training)" if k == 0 else None)
+        ax.annotate(name, (us, nme), xytext=(6, 3), textcoords="offset points", fontsize=9,
+                    weight="bold")
     for name, us, nme in trained:
         ax.scatter([us], [nme], s=120, marker="*", facecolors="none", edgecolors="black",
                    zorder=4)
         ax.annotate(name, (us, nme), xytext=(6, -3), textcoords="offset points", fontsize=8)
     xs = ([p["us"] for p in points] + ([mediapipe] if mediapipe else [])
-          + [us for _, us, _ in trained])
+          + [us for _, us, _ in (*shipped, *trained)])
     # The y axis spans the models, not the mean shape, which is far above them: it is a
     # line when it fits and a note when it does not.
-    ys = ([p["nme"] for p in points] + ([shipped[1]] if shipped else [])
-          + [nme for _, _, nme in trained])
+    ys = ([p["nme"] for p in points] + [nme for _, _, nme in (*shipped, *trained)])
     heights = _label_heights(points, max(xs), max(ys) - min(ys))
     for p, y in zip(points, heights, strict=True):
         ax.annotate(p["name"], (p["us"], p["nme"]), xytext=(p["us"] + 0.04 * max(xs), y),
@@ -130,7 +131,7 @@ def plot(points: list[dict], out: Path, data: str, baseline: float | None,
     ax.set_title(f"{source}: {data} NME against latency (lower left is better)", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.set_xlim(0, max(xs) * 1.15)
-    if len(files) > 1 or shipped is not None:
+    if len(files) > 1 or shipped:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.36, 0.99))
     fig.tight_layout()
     write_atomic(out, lambda tmp: fig.savefig(tmp))
@@ -146,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the mean shape's NME on --data: a horizontal line")
     parser.add_argument("--mediapipe-us", type=float, metavar="US",
                         help="MediaPipe face_landmark.tflite's latency: a vertical line")
-    parser.add_argument("--shipped", type=float, nargs=2, metavar=("US", "PERCENT"),
-                        help="the shipped model's latency and NME on --data: a star")
+    parser.add_argument("--shipped", nargs=3, action="append", default=[],
+                        metavar=("LABEL", "US", "PERCENT"),
+                        help="a shipped model's latency and NME on --data: a filled, "
+                             "labelled star (repeatable)")
     parser.add_argument("--trained", nargs=3, action="append", default=[],
                         metavar=("LABEL", "US", "PERCENT"),
                         help="another fully trained model: a hollow star (repeatable)")
@@ -159,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"no candidate with a {args.data} NME and a latency in "
                  f"{args.results}/*sweep*.json")
     trained = tuple((label, float(us), float(nme)) for label, us, nme in args.trained)
-    plot(points, args.out, args.data, args.baseline_nme, args.mediapipe_us, args.shipped,
+    shipped = tuple((label, float(us), float(nme)) for label, us, nme in args.shipped)
+    plot(points, args.out, args.data, args.baseline_nme, args.mediapipe_us, shipped,
          trained)
     print(table(points))
     print(f"wrote {args.out}")

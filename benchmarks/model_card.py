@@ -45,9 +45,10 @@ DLIB_ROW = "dlib 68 (fitted box)"
 NOTES = [
     "dlib's 68-point model was trained on iBUG 300-W, which includes AFW and HELEN's "
     "training set: its AFW figures are on faces it has seen in training.",
-    "Our model was trained on HELEN, MERL-RAV's training split and YouTube-Faces' "
-    "training frames, and AFW was its validation set (the epoch kept is the one best on "
-    "AFW): its AFW figures are not from an untouched test set either.",
+    "Our models were trained on 300-W's HELEN and LFPW training parts, MERL-RAV's "
+    "training split, YouTube-Faces' training frames and (98-point head) WFLW faces, and "
+    "AFW was their validation set (the epoch kept is the one best on AFW): their AFW "
+    "figures are not from an untouched test set either.",
     "Every model sees each face framed from its ground-truth landmark box (centre and "
     "longer side); no face detector is involved, so these are landmark errors alone.",
     "dlib from the fitted box is far worse than from HOG's own box on the same faces, "

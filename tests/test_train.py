@@ -225,11 +225,16 @@ def test_two_workers_train_as_one_write_one_run_folder_and_resume_after_the_chie
     deadline = time.monotonic() + 300
     while _epochs_done(run) < 2 and chief.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    chief.send_signal(signal.SIGKILL)  # mid-run; the other worker is then stopped too
-    other.send_signal(signal.SIGKILL)
+    chief.send_signal(signal.SIGKILL)  # mid-run
     chief.communicate()
-    _, other_err = other.communicate()
+    try:  # the other worker finds its peer gone at the next step that needs it
+        _, other_err = other.communicate(timeout=120)
+    finally:
+        other.kill()
     killed_after = _epochs_done(run)
+    assert other.returncode == 2
+    assert (f"train: error: lost another worker after epoch {killed_after}"
+            in other_err.splitlines()[-1]), other_err
     assert 2 <= killed_after < 5, "the chief was not killed mid-run"
     assert not (run / "metrics.json").exists()
     # The other worker saved its checkpoints, as every worker must, outside the run folder.
