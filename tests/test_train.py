@@ -118,6 +118,50 @@ def _epochs_done(run: Path) -> int:
         return 0
 
 
+def test_an_epoch_of_a_small_data_set_draws_it_until_it_makes_the_minimum_steps() -> None:
+    from face_keypoints.config import MIN_STEPS_PER_EPOCH
+    from face_keypoints.train import epoch_passes
+
+    assert MIN_STEPS_PER_EPOCH == 20
+    # AFW's 337 faces at the default batch of 64: one pass is 5 steps, 4 passes are 21.
+    quick = TrainConfig(data=["afw"], val="afw")
+    assert epoch_passes(quick, [337]) == 4
+    # A data set of 20 batches or more (every recipe: 130 to 195 steps) is drawn once,
+    # so its stream, steps and schedule are those of one pass, as before.
+    assert epoch_passes(quick, [20 * 64]) == 1
+    assert epoch_passes(quick, [12521]) == 1
+    assert epoch_passes(quick, [20 * 64 - 1]) == 2
+    # steps_per_epoch is honoured, drawing the passes it needs; fewer steps than a pass
+    # take the first batches of one pass.
+    assert epoch_passes(TrainConfig(data=["afw"], steps_per_epoch=100), [337]) == 19
+    assert epoch_passes(TrainConfig(data=["afw"], steps_per_epoch=3), [337]) == 1
+    # Weighted caches keep their shares; rounding a fractional share never leaves an
+    # epoch short of the steps.
+    mixed = TrainConfig(data=[{"path": "a", "weight": 1.5}, {"path": "b", "weight": 0.5}],
+                        batch_size=7)
+    passes = epoch_passes(mixed, [3, 5])
+    assert round(1.5 * passes * 3) + round(0.5 * passes * 5) >= 20 * 7
+    assert round(1.5 * (passes - 1) * 3) + round(0.5 * (passes - 1) * 5) < 20 * 7
+
+
+@needs_shared("300w", "afw")
+def test_the_quick_run_on_afw_ends_below_the_mean_shape(afw_cache: Path,
+                                                         tmp_path: Path) -> None:
+    """Issue 16's newcomer run: 3 epochs at the default batch of 64 on 337 faces. With one
+    pass an epoch (5 steps) it ended above the mean shape it started from."""
+    run = tmp_path / "quick"
+    done = subprocess.run([*CLI, "train", "--data", str(afw_cache), "--val", str(afw_cache),
+                           "--output", str(run), "--epochs", "3", "--input-size", "96",
+                           "--backbone-weights", str(WEIGHTS), "--no-progress"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "(1348 samples an epoch, 4 passes over the faces)" in done.stderr
+    assert "21 steps of 64 per epoch" in done.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 3 and metrics["warnings"] == []
+    assert metrics["best_val_nme"] < 0.8 * metrics["mean_shape_val_nme"], metrics
+
+
 @needs_shared("300w", "afw")
 def test_killed_training_resumes_and_beats_the_mean_shape(afw_cache: Path,
                                                           tmp_path: Path) -> None:
@@ -126,7 +170,9 @@ def test_killed_training_resumes_and_beats_the_mean_shape(afw_cache: Path,
     from face_keypoints.evaluate import evaluate
 
     run = tmp_path / "run"
-    command = _train_command(afw_cache, run, "--epochs", "20")
+    one_pass = tmp_path / "one_pass.yaml"  # 10 steps of 32, kept short
+    one_pass.write_text(yaml.safe_dump({"steps_per_epoch": 10}))
+    command = _train_command(afw_cache, run, "--epochs", "20", "--config", str(one_pass))
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"})
     deadline = time.monotonic() + 240

@@ -82,7 +82,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from face_keypoints.config import DISTRIBUTE, TrainConfig
+    from face_keypoints.config import DISTRIBUTE, MIN_STEPS_PER_EPOCH, TrainConfig
 
     defaults = TrainConfig()
 
@@ -102,7 +102,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                                    "--config, the defaults shown are the recipe of "
                                    "configs/ibug68_a025_128.yaml.",
                        epilog=f"Settings only a --config file sets, and their defaults: "
-                              f"{config_only} (steps_per_epoch 0: one pass over the data; "
+                              f"{config_only} (steps_per_epoch 0: one pass over the data, or the "
+                              f"fewest whole passes that make {MIN_STEPS_PER_EPOCH} steps; "
                               "augment {}: data/augment.py's ranges).")
     p.add_argument("--data", action="append",
                    help=shown("data", "training cache (repeat for several)"))
@@ -110,7 +111,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="run folder (RUN_DIR)")
     p.add_argument("--config", help="YAML config file (a run's config.yaml works)")
     p.add_argument("--epochs", type=int,
-                   help=shown("epochs", "float epochs (passes over the data)"))
+                   help=shown("epochs", "float epochs (passes over the data, at least "
+                                       f"{MIN_STEPS_PER_EPOCH} steps each)"))
     p.add_argument("--batch-size", type=int, help=shown("batch_size", "faces per step"))
     p.add_argument("--alpha", type=_finite,
                    help=shown("alpha", "MobileNet width: 0.25, 0.5, 0.75 or 1.0"))

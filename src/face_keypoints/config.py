@@ -17,6 +17,9 @@ from face_keypoints.errors import BadInput
 from face_keypoints.fileio import write_text_atomic
 
 DISTRIBUTE = ("none", "mirrored", "multiworker")
+# Fewest optimiser steps an epoch of `steps_per_epoch` 0 takes: a smaller data set is drawn
+# in as many whole passes as that needs (train.epoch_passes; README, "train").
+MIN_STEPS_PER_EPOCH = 20
 
 
 @dataclass
@@ -49,7 +52,7 @@ class TrainConfig:
     early_stopping: int = 0  # never: the cosine decay is planned for all `epochs`
     seed: int = 0
     distribute: str = "none"
-    steps_per_epoch: int = 0
+    steps_per_epoch: int = 0  # 0: one pass, or the fewest giving MIN_STEPS_PER_EPOCH
     augment: dict = field(default_factory=dict)
     qat_epochs: int = 0
     qat_learning_rate: float = 1e-4

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from face_keypoints.baseline import mean_shapes
-from face_keypoints.config import TrainConfig
+from face_keypoints.config import MIN_STEPS_PER_EPOCH, TrainConfig
 from face_keypoints.data.augment import AugmentConfig
 from face_keypoints.data.cache import Cache, open_cache
 from face_keypoints.errors import BadInput, FaceKeypointsError
@@ -123,27 +123,26 @@ def _open_caches(config: TrainConfig) -> tuple[list[tuple[Cache, np.ndarray]], C
     return sources, open_cache(Path(config.val))
 
 
-# Fewest optimiser steps an epoch of `steps_per_epoch` 0 takes. The warm-up and the cosine
-# decay are planned in epochs, and Adam's first steps are as long as the learning rate
-# whatever the gradient: on AFW's 337 faces (5 steps of 64) a 3-epoch run of single passes
-# ended at 27.8 % NME, above the mean shape's 21.6 %, and 4 passes an epoch (21 steps) at
-# 12.4 % (README, "train"). Every recipe of configs/ takes far more steps an epoch.
-MIN_STEPS_PER_EPOCH = 20
-
-
 def epoch_passes(config: TrainConfig, sizes: list[int]) -> int:
     """Whole passes over the training faces (`sizes`: faces per cache, as `data` lists
     them) an epoch makes: enough for `steps_per_epoch` steps, or for 0, for at least
     MIN_STEPS_PER_EPOCH; so a small data set draws each face several times an epoch,
-    augmented anew each time, and a large one (the recipes) once, as before."""
+    augmented anew each time, and a large one (every recipe of configs/) once.
+
+    Why: the warm-up and the cosine decay are planned in epochs, and Adam's first steps
+    are as long as the learning rate whatever the gradient. On AFW's 337 faces (5 steps
+    of 64) a 3-epoch run of single passes ended at 27.8 % NME, above the 21.6 % of the
+    mean shape it started from; with 4 passes an epoch (21 steps), at 12.4 %.
+    """
     weights = [w for _, w in config.data_sources()]
     wanted = (config.steps_per_epoch or MIN_STEPS_PER_EPOCH) * config.batch_size
 
     def drawn(passes: int) -> int:  # BatchStream.epoch_size of weights times `passes`
         return sum(round(w * passes * n) for w, n in zip(weights, sizes, strict=True))
 
-    passes = max(1, math.ceil(wanted / max(drawn(1), 1)))
-    while 0 < drawn(passes) < wanted:  # rounding of fractional weights
+    share = sum(w * n for w, n in zip(weights, sizes, strict=True))
+    passes = max(1, math.ceil(wanted / share)) if share > 0 else 1
+    while 0 < drawn(passes) < wanted:  # a fractional share rounded down
         passes += 1
     return passes
 
