@@ -120,9 +120,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help=shown("depth", "depthwise-separable blocks kept (1-13)"))
     p.add_argument("--input-size", type=int,
                    help=shown("input_size", "model input in pixels (96-224)"))
-    p.add_argument("--head", help=shown("head", "regression head: gap, flatten, dwpool or "
-                                                "msgap"))
-    p.add_argument("--loss", help=shown("loss", "wing, l1 or l2"))
+    p.add_argument("--head", help=shown("head", "head: gap, flatten, dwpool, msgap or "
+                                                "simcc (coordinate classification)"))
+    p.add_argument("--loss", help=shown("loss", "wing, l1 or l2 (regression heads; simcc "
+                                                "learns with its codec's loss)"))
     p.add_argument("--learning-rate", type=_finite,
                    help=shown("learning_rate", "peak of the warm-up and cosine decay"))
     p.add_argument("--backbone-weights",
