@@ -10,9 +10,9 @@ feature map, which decides whether *where* a feature fired survives:
   pooling (keeps position with few weights; MediaPipe's landmark models use this idea);
 * msgap: global average pooling of the last three resolution stages, concatenated (finer
   maps carry local detail the deepest one has averaged away; PFLD's multi-scale idea);
-* simcc: coordinate classification (RTMPose's SimCC). Per point, features pooled from the
-  map with learned spatial weights (position kept), then a classification over x bins
-  and over y bins (model/codecs.py), decoded in the graph as the softmax's expectation.
+* simcc: coordinate classification (RTMPose's SimCC). Per point, 1x1 projections of the
+  last map read cell by cell (position kept), then a classification over x bins and over
+  y bins (model/codecs.py), decoded in the graph as the softmax's expectation.
 
 Every head ends in a layer named `points_<scheme>` whose bias is added to the 2K outputs,
 so calibration.py moves any head's points the same way.
