@@ -37,9 +37,9 @@ tiles it replaced (`tiles_before`): 60 AFW photos scaled to a
 landmark box of 30-300 px in a 640x480 frame; found = a detection centre within 0.3 face
 sizes of the face's centre.
 
---fit fits runtime/detector.py's _BOX_FIT (detection -> landmark box) on HELEN and
+--fit fits runtime/detector.py's BOX_FIT (detection -> landmark box) on HELEN and
 reports it on AFW (held out): centre error in landmark-box sides and |log side ratio|,
-for the linear fit (clipped to _BOX_RANGE, the range of the HELEN targets) and for a
+for the linear fit (clipped to BOX_RANGE, the range of the HELEN targets) and for a
 constant offset and ratio; with --model, also the landmark
 model's NME (inter-ocular, %) on AFW when it is given the crop from the annotation, from
 the detection with the shipped fit, from a second pass on the crop around the first
@@ -47,7 +47,7 @@ pass's landmarks (as tracking frames the next frame), and from the detection wit
 constant map; and
 by yaw on MERL-RAV's test faces (AFLW crops scaled 2x into 640x480 frames; NME over the
 present points / landmark box side, %), annotation crop vs detection crop, with the fit
-clipped to _BOX_RANGE (as shipped) and unclipped. Prints one JSON object.
+clipped to BOX_RANGE (as shipped) and unclipped. Prints one JSON object.
 """
 
 from __future__ import annotations

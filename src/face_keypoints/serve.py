@@ -134,8 +134,8 @@ def page_settings(card: dict) -> dict:
                      "range": [-1.0, 1.0],  # BlazeFace.detect: pixel / 127.5 - 1
                      "zoom": detector.ZOOM, "zoom_min_score": detector.ZOOM_MIN_SCORE,
                      "keypoints": list(detector.KEYPOINTS),
-                     "box_fit": detector._BOX_FIT.tolist(),
-                     "box_range": [r.tolist() for r in detector._BOX_RANGE]},
+                     "box_fit": detector.BOX_FIT.tolist(),
+                     "box_range": [r.tolist() for r in detector.BOX_RANGE]},
         "tracking": {"side_range": list(tracker.SIDE_RANGE), "max_offset": tracker.MAX_OFFSET,
                      "min_inside": tracker.MIN_INSIDE,
                      "track_min_score": tracker.TRACK_MIN_SCORE,

@@ -247,7 +247,7 @@ def landmark_square(detection: Detection) -> geometry.Square:
     side = float(box[2] - box[0])
     centre = (box[:2] + box[2:]) / 2.0
     features = np.concatenate([[1.0], ((detection.keypoints - centre) / side).ravel()])
-    dx, dy, log_ratio = np.clip(features @ _BOX_FIT, *_BOX_RANGE)
+    dx, dy, log_ratio = np.clip(features @ BOX_FIT, *BOX_RANGE)
     landmark_side = side * float(np.exp(log_ratio))
     return geometry.Square(float(centre[0] + dx * side), float(centre[1] + dy * side),
                            landmark_side * geometry.MODEL_SCALE)
@@ -258,7 +258,7 @@ def landmark_square(detection: Detection) -> geometry.Square:
 # to the detector box centre in box widths]. Fitted (ridge 1e-3) on the 870 HELEN faces
 # of 300-W by `benchmarks/detectors.py --fit`; on AFW, held out, it misplaces the centre
 # by 3.0% of the landmark box side (a constant offset: 4.1%) and the side by 3.3% (5.4%).
-_BOX_FIT = np.array([
+BOX_FIT = np.array([
     [-0.0302, -0.1477, -0.6633],
     [0.7481, 0.7692, 2.4354],
     [-0.0802, -1.8475, 2.0788],
@@ -275,5 +275,5 @@ _BOX_FIT = np.array([
 ])
 # The range of the HELEN targets: a face unlike them (a profile, which HELEN lacks) gets
 # the nearest framing seen in the fit, not an extrapolation.
-_BOX_RANGE = (np.array([-0.093, -0.095, -0.242]), np.array([0.090, 0.174, 0.248]))
+BOX_RANGE = (np.array([-0.093, -0.095, -0.242]), np.array([0.090, 0.174, 0.248]))
 
