@@ -46,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     from face_keypoints.data.cache import open_cache
     from face_keypoints.evaluate import evaluate
     from face_keypoints.fileio import write_text_atomic
+    from face_keypoints.models import resolve_model
+    from face_keypoints.runtime.predictor import load_predictor
 
     models = dict(item.split("=", 1) for item in args.model)
     caches = [open_cache(Path(c)) for c in args.baseline_data]
-    size = 128
+    # The mean shape is framed as the first model frames faces.
+    size = load_predictor(resolve_model(next(iter(models.values())))).input_size
     models["mean shape"] = MeanShapePredictor(caches, size, ["wflw98"])
     head = ["model", "head scored", "faces", "NME io %", "FR@10% %", "AUC@10%",
             *[f"{a} NME % (faces)" for a in ATTRIBUTES]]
