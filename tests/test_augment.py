@@ -222,3 +222,40 @@ def test_config_round_trips_through_json() -> None:
         AugmentConfig(zoom=(1.2, 0.8))
     with pytest.raises(ValueError, match="odd"):
         AugmentConfig(blur_kernel=(3, 6))
+
+
+def test_aligned_crops_level_the_eyes_of_every_face_and_keep_the_rotation_as_jitter(
+        afw: Cache) -> None:
+    """With `align`, validation framing levels the ground truth's eyes exactly and training
+    adds at most `rotation` degrees; faces keep the same points, only rotated."""
+    scheme = afw.scheme
+    rolls = []
+    for index in range(0, len(afw), 7):
+        image, points, visibility = sample(afw, index)
+        present = visibility != ABSENT
+        roll = scheme.roll(points, present)
+        if roll is None:
+            continue
+        rolls.append(abs(roll))
+        _, level = model_input(image, points, visibility, SIZE, align=scheme)
+        assert abs(scheme.roll(level, present)) < 1e-3, index
+        _, plain = model_input(image, points, visibility, SIZE)
+        distance = np.linalg.norm(plain[present] - plain[present].mean(axis=0), axis=1)
+        turned = np.linalg.norm(level[present] - level[present].mean(axis=0), axis=1)
+        np.testing.assert_allclose(turned, distance, atol=1e-4)
+        _, jittered, _ = Augmenter(only(rotation=5.0), SIZE, align=True)(
+            image, points, visibility, scheme, np.random.default_rng(index))
+        assert abs(scheme.roll(jittered, present)) <= 5.0 + 1e-3, index
+    assert max(rolls) > 10.0  # AFW has tilted heads, so levelling did something
+
+
+def test_roll_is_unknown_without_an_eye_and_zero_rotation_then(afw: Cache) -> None:
+    from face_keypoints.data.augment import level_angle
+
+    scheme = afw.scheme
+    _, points, visibility = sample(afw, 0)
+    hidden = visibility.copy()
+    hidden[list(scheme.pupils[1])] = ABSENT
+    assert scheme.roll(points, hidden != ABSENT) is None
+    assert level_angle(points, hidden, scheme) == 0.0
+    assert level_angle(points, visibility, None) == 0.0

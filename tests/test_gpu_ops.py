@@ -21,7 +21,7 @@ from face_keypoints.export.gpu_ops import (
     check_gpu,
     check_graph,
 )
-from face_keypoints.model.spec import HEADS
+from face_keypoints.model.heads import HEAD_NAMES
 
 SIZE = 96
 
@@ -174,7 +174,7 @@ def test_a_comparison_needs_a_cast_to_float_after_it():
     assert "CAST to float" in report.fallback[0].reason
 
 
-@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("head", HEAD_NAMES)
 def test_every_head_runs_on_the_gpu_at_every_precision(tmp_path: Path, head: str):
     import keras
 

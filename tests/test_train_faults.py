@@ -113,8 +113,12 @@ def test_a_config_value_of_the_wrong_type_is_one_line_naming_it_before_any_run_f
     ((), {"weight_decay": -1.0}, "weight_decay"),
     ((), {"qat_learning_rate": float("inf")}, "--qat-learning-rate"),
     ((), {"augment": {"rotation": float("nan")}}, "rotation"),
+    (("--head", "gapp"), {}, "--head"),
+    (("--loss", "wingg"), {}, "--loss"),
+    ((), {"head": "heatmap"}, "--head heatmap: choose one of gap, flatten"),
+    ((), {"loss": "huber"}, "--loss huber: choose one of wing, l1, l2"),
 ])
-def test_non_finite_or_out_of_range_settings_are_refused_before_any_run_folder(
+def test_unknown_or_out_of_range_settings_are_refused_before_any_run_folder_or_cache(
         run_cli, tmp_path: Path, flags: tuple[str, ...], config: dict, named: str) -> None:
     file = tmp_path / "config.yaml"
     file.write_text(yaml.safe_dump(config))
@@ -123,6 +127,7 @@ def test_non_finite_or_out_of_range_settings_are_refused_before_any_run_folder(
     assert result.code == 2
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], result.err
+    assert "c:" not in lines[0]  # the cache "c", which does not exist, was never opened
     assert not (tmp_path / "run").exists()
 
 

@@ -83,6 +83,8 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from face_keypoints.config import DISTRIBUTE, MIN_STEPS_PER_EPOCH, TrainConfig
+    from face_keypoints.model.heads import HEAD_NAMES
+    from face_keypoints.model.losses import LOSSES
 
     defaults = TrainConfig()
 
@@ -94,7 +96,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
     config_only = ", ".join(f"{name} {getattr(defaults, name)}" for name in
                             ("weight_decay", "warmup_epochs", "dropout", "steps_per_epoch",
-                             "augment"))
+                             "augment", "align"))
     p = sub.add_parser("train", help="train a landmark model on prepared caches",
                        description="Train MobileNetV1 landmark regression. Settings come "
                                    "from --config (or the run's own config.yaml when "
@@ -120,10 +122,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help=shown("depth", "depthwise-separable blocks kept (1-13)"))
     p.add_argument("--input-size", type=int,
                    help=shown("input_size", "model input in pixels (96-224)"))
-    p.add_argument("--head", help=shown("head", "head: gap, flatten, dwpool, msgap or "
-                                                "simcc (coordinate classification)"))
-    p.add_argument("--loss", help=shown("loss", "wing, l1 or l2 (regression heads; simcc "
-                                                "learns with its codec's loss)"))
+    p.add_argument("--head", choices=HEAD_NAMES,
+                   help=shown("head", "gap, flatten, dwpool and msgap regress from a vector; "
+                                      "simcc classifies coordinates; pip scores and offsets "
+                                      "every cell of the stride-16 map"))
+    p.add_argument("--loss", choices=LOSSES,
+                   help=shown("loss", "on the points (simcc learns with its codec's loss; "
+                                      "pip adds its scores' loss)"))
     p.add_argument("--learning-rate", type=_finite,
                    help=shown("learning_rate", "peak of the warm-up and cosine decay"))
     p.add_argument("--backbone-weights",

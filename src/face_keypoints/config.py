@@ -15,6 +15,8 @@ import yaml
 
 from face_keypoints.errors import BadInput
 from face_keypoints.fileio import write_text_atomic
+from face_keypoints.model.heads import HEAD_NAMES
+from face_keypoints.model.losses import LOSSES
 
 DISTRIBUTE = ("none", "mirrored", "multiworker")
 # Fewest optimiser steps an epoch of `steps_per_epoch` 0 takes: a smaller data set is drawn
@@ -54,6 +56,9 @@ class TrainConfig:
     distribute: str = "none"
     steps_per_epoch: int = 0  # 0: one pass, or the fewest giving MIN_STEPS_PER_EPOCH
     augment: dict = field(default_factory=dict)
+    # Crops rotated so the ground truth's eyes are level (augment's rotation is then the
+    # roll estimate's error): the framing of a runtime that estimates the roll.
+    align: bool = False
     qat_epochs: int = 0
     qat_learning_rate: float = 1e-4
     calibrate: str = ""  # a cache whose annotation convention the outputs follow (calibration.py)
@@ -117,6 +122,10 @@ class TrainConfig:
             raise BadInput("--epochs and --batch-size must be at least 1")
         if self.qat_epochs < 0:
             raise BadInput("--qat-epochs must be >= 0")
+        if self.head not in HEAD_NAMES:
+            raise BadInput(f"--head {self.head}: choose one of {', '.join(HEAD_NAMES)}")
+        if self.loss not in LOSSES:
+            raise BadInput(f"--loss {self.loss}: choose one of {', '.join(LOSSES)}")
         if self.distribute not in DISTRIBUTE:
             raise BadInput(f"--distribute {self.distribute}: choose {', '.join(DISTRIBUTE)}")
 

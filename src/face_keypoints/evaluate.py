@@ -30,9 +30,10 @@ YAW_BINS = {"yaw_0_30": (0.0, 30.0), "yaw_30_60": (30.0, 60.0), "yaw_60_90": (60
 
 
 def evaluate(model: str | Path | Predictor, data: str | Path, output: str | Path | None = None,
-             threads: int | None = None, batch_size: int = 64) -> dict:
+             threads: int | None = None, batch_size: int = 64, align: bool = False) -> dict:
     """Score `model` (a path, `default`, `default:PRECISION` or a Predictor) on the cache
     `data`; with `output`, also write ced.png, predictions.png and ground_truth.png there.
+    `align` frames faces with level eyes, as a model trained with `align` saw them.
     Returns a JSON-ready dict (NaN -> None)."""
     cache = open_cache(Path(data))
     predictor = (load_predictor(resolve_model(model), threads)
@@ -47,7 +48,7 @@ def evaluate(model: str | Path | Predictor, data: str | Path, output: str | Path
     # The training pipeline without augmentation frames the faces and maps the ground
     # truth, so evaluate scores exactly what training validates on.
     stream = BatchStream([(cache, indices)], [scheme.name], batch_size, predictor.input_size,
-                         augment=None, seed=0, shuffle=False)
+                         augment=None, seed=0, shuffle=False, align=align)
     pred, truth, present, crops = [], [], [], []
     offset = 0
     with stream:

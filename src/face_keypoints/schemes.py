@@ -53,6 +53,19 @@ class Scheme:
             points[..., list(self.pupils[1]), :].mean(axis=-2),
         )
 
+    def roll(self, points: np.ndarray, present: np.ndarray) -> float | None:
+        """The face's roll in degrees (image axes, y down): the angle of the line from the
+        subject's right eye centre to the left one, each the mean of its present pupil
+        points; None when an eye has none (a profile's far eye)."""
+        centres = []
+        for group in self.pupils:
+            seen = [i for i in group if present[i]]
+            if not seen:
+                return None
+            centres.append(np.asarray(points, np.float64)[seen].mean(axis=0))
+        dx, dy = centres[1] - centres[0]
+        return float(np.degrees(np.arctan2(dy, dx)))
+
 
 def _pairs_to_flip(n: int, pairs: list[tuple[int, int]]) -> tuple[int, ...]:
     flip = list(range(n))

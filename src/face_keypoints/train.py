@@ -152,7 +152,8 @@ def _stream(config: TrainConfig, sources, schemes: list[str], augment, passes: i
 
     return BatchStream(sources, schemes, config.batch_size, config.input_size, augment,
                        seed=config.seed,
-                       weights=[w * passes for _, w in config.data_sources()])
+                       weights=[w * passes for _, w in config.data_sources()],
+                       align=config.align)
 
 
 def _model_schemes(sources: list[tuple[Cache, np.ndarray]], val: Cache) -> list[str]:
@@ -598,7 +599,7 @@ def train(
     if not state["history"]:  # the folder is this run's, even if killed in its first epoch
         write_json_atomic(work_dir / STATE, {"epoch": 0, "history": []})
 
-    validation = ValidationSet(val_cache, config.input_size)
+    validation = ValidationSet(val_cache, config.input_size, align=config.align)
     # What the untrained model scores: its heads start at the training faces' mean shape.
     mean_shape_nme = validation.score(np.broadcast_to(start_shapes[val_cache.scheme.name],
                                                       validation.points.shape))
@@ -607,7 +608,7 @@ def train(
     reference_frames = None
     if validated_with:
         reference_frames = ValidationSet(open_cache(Path(validated_with)), config.input_size,
-                                         role="train")
+                                         role="train", align=config.align)
     repeats = f", {passes} passes over the faces" if passes > 1 else ""
     print(f"training {spec.schemes} on {len(stream.samples)} faces ({stream.epoch_size} "
           f"samples an epoch{repeats}), validating on "
@@ -648,7 +649,8 @@ def train(
         raise FaceKeypointsError("training stopped before the first epoch ended")
     if reference is not None and chief:
         if validated_with != config.calibrate:
-            reference_frames = ValidationSet(reference, config.input_size, role="train")
+            reference_frames = ValidationSet(reference, config.input_size, role="train",
+                                             align=config.align)
         _calibrate_run(run_dir, reference_frames, validation, state)
     calibration = state.get("calibration") or {}
     result = TrainResult(run_dir, state["best_epoch"], state["best_val_nme"], state["epoch"],

@@ -13,16 +13,17 @@ from face_keypoints.model.heads import output_name
 class ValidationSet:
     """Model inputs and normalised ground truth of a cache, made once, not per epoch.
 
-    Framed by the same pipeline as training, with augmentation off. `role` picks the
-    cache's faces (Cache.indices): "val" to validate, "train" to calibrate on.
+    Framed by the same pipeline as training, with augmentation off (and eyes levelled
+    where the run's crops are `align`ed). `role` picks the cache's faces
+    (Cache.indices): "val" to validate, "train" to calibrate on.
     """
 
     def __init__(self, cache: Cache, input_size: int, batch_size: int = 128,
-                 role: str = "val") -> None:
+                 role: str = "val", align: bool = False) -> None:
         self.scheme, self.path, self.input_size = cache.scheme, cache.path, input_size
         head = cache.scheme.name
         stream = BatchStream([(cache, cache.indices(role))], [head], batch_size, input_size,
-                             augment=None, seed=0, shuffle=False)
+                             augment=None, seed=0, shuffle=False, align=align)
         with stream:
             batches = list(stream.epoch(0))
         self.batches = [images for images, _, _ in batches]

@@ -107,20 +107,38 @@ def _place(
     return crop, placed.astype(np.float32)
 
 
+def level_angle(points: np.ndarray, visibility: np.ndarray, scheme: Scheme | None) -> float:
+    """The rotation that levels the eyes of an aligned crop (the ground truth's roll),
+    0 without a scheme (crops not aligned) or where an eye is not annotated."""
+    if scheme is None:
+        return 0.0
+    roll = scheme.roll(points, np.asarray(visibility) != ABSENT)
+    return 0.0 if roll is None else roll
+
+
 def model_input(
-    image: np.ndarray, points: np.ndarray, visibility: np.ndarray, input_size: int
+    image: np.ndarray, points: np.ndarray, visibility: np.ndarray, input_size: int,
+    align: Scheme | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A cache crop framed as the model sees it, with no augmentation (validation)."""
-    matrix = geometry.model_matrix(image.shape[0], input_size)
+    """A cache crop framed as the model sees it, with no augmentation (validation); with
+    `align` (the points' scheme), rotated so that the eyes are level."""
+    matrix = geometry.model_matrix(image.shape[0], input_size,
+                                   angle=level_angle(points, visibility, align))
     return _place(image, points, visibility, matrix, input_size)
 
 
 class Augmenter:
-    """Draws one augmentation per call from `config`; all randomness comes from `rng`."""
+    """Draws one augmentation per call from `config`; all randomness comes from `rng`.
 
-    def __init__(self, config: AugmentConfig, input_size: int) -> None:
+    With `align`, every crop is first rotated so that the ground truth's eyes are level
+    (as a runtime that estimates the roll frames faces), and `config.rotation` is the
+    error of that estimate rather than the range of rolls faces have.
+    """
+
+    def __init__(self, config: AugmentConfig, input_size: int, align: bool = False) -> None:
         self.config = config
         self.input_size = input_size
+        self.align = align
 
     def __call__(
         self,
@@ -134,6 +152,8 @@ class Augmenter:
         c, size = self.config, self.input_size
         mirror = bool(rng.random() < c.flip_p)
         angle = float(rng.uniform(-c.rotation, c.rotation))
+        if self.align:
+            angle += level_angle(points, visibility, scheme)
         zoom = float(rng.uniform(*c.zoom))
         shift = np.array([rng.uniform(-c.shift, c.shift), rng.uniform(-c.shift, c.shift)])
         # Drawn only when used, so runs without it keep their random stream.

@@ -58,7 +58,8 @@ class BatchStream:
 
     images are float32 (B, S, S, 3) RGB 0..255; targets[scheme] (B, K, 2) float32 in
     normalised model-crop coordinates; masks[scheme] (B, K) float32. `augment=None` frames
-    samples as validation does. The last partial batch is dropped when `drop_remainder`
+    samples as validation does; `align` rotates every crop so that the ground truth's
+    eyes are level (augment.Augmenter). The last partial batch is dropped when `drop_remainder`
     (default: when shuffling, i.e. training) and kept otherwise. `workers` threads make
     batches ahead, at most `prefetch` each. Stop early with `close()` or a `with` block.
     """
@@ -76,6 +77,7 @@ class BatchStream:
         workers: int = 1,
         prefetch: int = 4,
         weights: list[float] | None = None,
+        align: bool = False,
     ) -> None:
         if not schemes:
             raise ValueError("a stream needs at least one head scheme")
@@ -87,7 +89,9 @@ class BatchStream:
         self.schemes = list(schemes)
         self.batch_size = batch_size
         self.input_size = input_size
-        self.augmenter = Augmenter(augment, input_size) if augment is not None else None
+        self.augmenter = (Augmenter(augment, input_size, align) if augment is not None
+                          else None)
+        self.align = align
         self.seed = seed
         self.shuffle = shuffle
         self.drop_remainder = shuffle if drop_remainder is None else drop_remainder
@@ -155,7 +159,8 @@ class BatchStream:
                 images[i], where, visibility = self.augmenter(image, points, visibility,
                                                               cache.scheme, rng)
             else:
-                images[i], where = model_input(image, points, visibility, size)
+                images[i], where = model_input(image, points, visibility, size,
+                                               cache.scheme if self.align else None)
             placed.append(where)
             visible.append(visibility)
         targets = {h: np.zeros((len(rows), get_scheme(h).num_points, 2), np.float32)

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 
 from face_keypoints.model.backbone import build_backbone
-from face_keypoints.model.heads import output_name, scheme_head, start_at, summarise
-from face_keypoints.model.spec import CODEC_HEADS, ModelSpec
+from face_keypoints.model.heads import get_head, output_name
+from face_keypoints.model.spec import ModelSpec
 from face_keypoints.schemes import get_scheme
 
 __all__ = ["INPUT_NAME", "ModelSpec", "build_model", "copy_matching_weights",
@@ -26,17 +26,17 @@ def build_model(spec: ModelSpec, backbone_weights: str | None = None,
     spec.check()
     image = keras.Input((spec.input_size, spec.input_size, 3), name=INPUT_NAME)
     stages = build_backbone(image, spec.alpha, spec.depth, backbone_weights)
-    vector = None if spec.head in CODEC_HEADS else summarise(stages, spec.head)
+    head = get_head(spec.head)
+    features = head.features(stages, spec.input_size)
     outputs = {
-        output_name(name): scheme_head(stages, vector, spec.head, name,
-                                       get_scheme(name).num_points, spec.input_size,
-                                       spec.dropout)
+        output_name(name): head.points(features, name, get_scheme(name).num_points,
+                                       spec.input_size, spec.dropout)
         for name in spec.schemes
     }
     name = f"mobilenet_a{spec.alpha:g}_d{spec.depth}_{spec.input_size}px_{spec.head}"
     model = keras.Model(image, outputs, name=name)
     for scheme, shape in (start_shapes or {}).items():
-        start_at(model, scheme, shape)
+        head.start(model, scheme, shape)
     return model
 
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from face_keypoints.model.heads import HEAD_NAMES
 from face_keypoints.schemes import get_scheme
 
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
 MAX_DEPTH = 13
 MIN_INPUT, MAX_INPUT = 96, 224
-CODEC_HEADS = ("simcc",)  # heads that predict bins, decoded in the graph (model/codecs.py)
-HEADS = ("gap", "flatten", "dwpool", "msgap", *CODEC_HEADS)
 
 
 @dataclass
@@ -36,8 +35,8 @@ class ModelSpec:
         if not MIN_INPUT <= self.input_size <= MAX_INPUT or self.input_size % 16:
             raise ValueError(f"input size {self.input_size}: a multiple of 16 in "
                              f"[{MIN_INPUT}, {MAX_INPUT}]")
-        if self.head not in HEADS:
-            raise ValueError(f"head {self.head!r}: choose one of {', '.join(HEADS)}")
+        if self.head not in HEAD_NAMES:
+            raise ValueError(f"head {self.head!r}: choose one of {', '.join(HEAD_NAMES)}")
         if not self.schemes:
             raise ValueError("a model needs at least one landmark scheme")
         for name in self.schemes:
