@@ -24,7 +24,7 @@ from conftest import FIXTURES, REPO, needs_model, needs_shared, shared_path, tre
 from PIL import Image
 
 from face_keypoints.errors import BadInput
-from face_keypoints.models import default_model_path
+from face_keypoints.resolve import resolve_model
 from face_keypoints.schemes import IBUG68
 from face_keypoints.video import VideoWriter, ffmpeg_binary, shaken_clip
 
@@ -71,7 +71,7 @@ def _clip(path: Path, frames: int, fourcc: str | None = None) -> None:
 
 def test_the_default_model_is_found_or_missing_in_one_clear_line() -> None:
     try:
-        path = default_model_path()
+        path = resolve_model("default").path
     except BadInput as err:
         assert "\n" not in str(err) and "--model" in str(err)
     else:

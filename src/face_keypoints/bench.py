@@ -156,7 +156,7 @@ def benchmark_models(models: dict[str, str | Path], threads: int = 1, runs: int 
     Returns {"models": {name: report}, "peers": {name: report or {"missing": why}}}; every
     peer's report also has its avg and median time as a ratio of the first model's.
     """
-    from face_keypoints.models import is_default, resolve_model
+    from face_keypoints.resolve import is_default, resolve_model
     from face_keypoints.runtime.predictor import load_predictor
 
     if not models:
@@ -167,14 +167,15 @@ def benchmark_models(models: dict[str, str | Path], threads: int = 1, runs: int 
         raise BadInput("--threads and --runs must be >= 1 and --warmup >= 0")
     ours = []
     for name, named in models.items():
-        model = resolve_model(named)
+        resolved = resolve_model(named)
+        model = resolved.path
         if model.suffix != ".tflite":
             if is_default(named):
                 raise BadInput(f"{named}: benchmark measures .tflite files only; use "
                                "default, default:fp32, default:fp16 or default:int8")
             raise BadInput(f"{model}: benchmark takes an exported .tflite file")
         graph = read_graph(model)
-        load_predictor(model, threads)
+        load_predictor(resolved, threads)
         ours.append(_tflite_subject(name, model, threads, graph))
     subjects = list(ours)
     missing: dict[str, str] = {}

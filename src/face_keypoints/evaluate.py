@@ -21,7 +21,7 @@ from face_keypoints.data.cache import Cache, open_cache
 from face_keypoints.data.pipeline import BatchStream
 from face_keypoints.errors import BadInput
 from face_keypoints.fileio import check_writable_folder
-from face_keypoints.models import resolve_model
+from face_keypoints.resolve import ResolvedModel, resolve_model
 from face_keypoints.runtime.predictor import Predictor, load_predictor
 from face_keypoints.schemes import Scheme, get_scheme, mapping_matrix
 
@@ -29,14 +29,15 @@ PICTURES = 16  # faces in each picture grid (4 x 4)
 YAW_BINS = {"yaw_0_30": (0.0, 30.0), "yaw_30_60": (30.0, 60.0), "yaw_60_90": (60.0, math.inf)}
 
 
-def evaluate(model: str | Path | Predictor, data: str | Path, output: str | Path | None = None,
-             threads: int | None = None, batch_size: int = 64) -> dict:
+def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
+             output: str | Path | None = None, threads: int | None = None,
+             batch_size: int = 64) -> dict:
     """Score `model` (a path, `default`, `default:PRECISION` or a Predictor) on the cache
     `data`; with `output`, also write ced.png, predictions.png and ground_truth.png there.
     Returns a JSON-ready dict (NaN -> None)."""
     cache = open_cache(Path(data))
     predictor = (load_predictor(resolve_model(model), threads)
-                 if isinstance(model, str | Path) else model)
+                 if isinstance(model, str | Path | ResolvedModel) else model)
     scheme = _target_scheme(cache.scheme, predictor.schemes, cache.path)
     if output is not None:  # before the scoring, which the pictures would otherwise lose
         check_writable_folder(Path(output), "--output")

@@ -234,7 +234,7 @@ def test_a_bad_upload_shows_one_clear_message_and_the_page_goes_on(wasm_page,
 
 def test_an_export_folder_is_served_like_the_shipped_model(browser, python_faces,
                                                            tmp_path) -> None:
-    from face_keypoints.models import default_folder
+    from face_keypoints.resolve import default_folder
 
     export = tmp_path / "my_export"
     export.mkdir()
