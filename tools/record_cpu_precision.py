@@ -5,7 +5,7 @@ model.json, as `export` does after its parity check, without converting anything
         --val caches/afw
 
 Each .tflite that model.json lists is scored by evaluate on --val (inter-ocular NME, %)
-and timed, interleaved, with one thread (runtime/timing); model.json's "cpu"
+and timed, interleaved, with one thread (runtime/timing.py); model.json's "cpu"
 gets each file's NME, its drift against fp32 and its median latency, and the fastest
 file within 1 % of fp32's NME (export/tflite.record_cpu_precision). The model files are
 only read. Prints the "cpu" entry.

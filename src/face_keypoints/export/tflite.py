@@ -153,11 +153,14 @@ def record_cpu_precision(model_json: Path, files: dict[str, Path],
     with `threads`; write into `model_json` (atomically) each one's NME (`nme`, % on
     the cache `measured_on`), its drift against fp32 and its median latency, and the
     precision `cpu_pick` makes of them. Returns that "cpu" entry."""
-    from face_keypoints.bench import benchmark_models
+    from face_keypoints.runtime.flatbuffer import read_graph
+    from face_keypoints.runtime.timing import interleaved, tflite_subject
 
-    timing = benchmark_models({p: str(path) for p, path in files.items()}, threads=threads,
-                              runs=runs, warmup=max(5, runs // 10))["models"]
-    median = {p: float(timing[p]["median_us"]) for p in files}
+    subjects = [tflite_subject(p, Path(path), threads, read_graph(path))
+                for p, path in files.items()]
+    interleaved(subjects, max(5, runs // 10))  # the warm-up
+    timed = interleaved(subjects, runs)
+    median = {p: float(np.median(timed[p])) for p in files}
     reference = nme.get("fp32")
 
     def drift(value: float | None) -> float | None:
