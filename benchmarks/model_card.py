@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from face_keypoints.baseline import MeanShapePredictor
-    from face_keypoints.bench import benchmark_models
+    from face_keypoints.benchmark import benchmark_models
     from face_keypoints.data.cache import open_cache
     from face_keypoints.evaluate import evaluate
     from face_keypoints.fileio import write_json_atomic, write_text_atomic

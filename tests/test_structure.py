@@ -8,6 +8,8 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "face_keypoints"
+MAX_FUNCTION_LINES = 80
+MAX_TRAIN_LINES = 400
 
 
 def _modules() -> dict[str, Path]:
@@ -47,7 +49,7 @@ def _unit(module: str) -> str:
 
 def test_no_module_imports_one_that_imports_it_back():
     """Every import runs down the floors: the import graph of the top-level modules and
-    subpackages has no cycle (export/tflite.py importing bench.py, which imports export/,
+    subpackages has no cycle (export/tflite.py importing benchmark.py, which imports export/,
     is one). The package's __init__, the API's lazy front door, is left out: it sits on
     top of everything it exposes."""
     modules = _modules()
@@ -73,6 +75,22 @@ def test_no_module_imports_one_that_imports_it_back():
         if name not in state:
             visit(name, [name])
     assert not cycles, "imports that run back up:\n" + "\n".join(cycles)
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{name}.{node.name}: {lines} lines")
+    assert not long, "\n".join(long)
+
+
+def test_train_py_stays_under_400_lines():
+    lines = len((SRC / "train.py").read_text(encoding="utf-8").splitlines())
+    assert lines < MAX_TRAIN_LINES, f"train.py has {lines} lines"
 
 
 def test_only_the_card_module_names_model_json():

@@ -234,24 +234,9 @@ def _write(items: list[Face | Skip], schemes: list[str], staging: Path, target: 
            size: int, format: str, source: Path, settings: dict, fingerprint: str,
            strict: bool, log: Callable[[str], None], progress: bool) -> PrepareResult:
     """Crop the faces into chunks beside `target`, then publish the cache (resumable)."""
-    done = cache_io.read_manifest(target)
+    done = _already_prepared(target, staging, fingerprint, strict, log)
     if done is not None:
-        if done.get("fingerprint") != fingerprint:
-            raise BadInput(f"{target}: already holds a different cache; choose another "
-                           "--output or remove it")
-        # A run killed after publishing may have left its staging folder behind.
-        cache_io.remove_tree(staging)
-        skipped = list(done.get("skipped", []))
-        for line in skipped:
-            log(line)
-        if strict and skipped:
-            raise StrictFailure(f"--strict: {len(skipped)} face(s) skipped (the cache in "
-                                f"{target} was prepared without --strict)")
-        return PrepareResult(target, done["count"], skipped, done.get("splits", {}),
-                             already_done=True)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise BadInput(f"{target}: exists and is not a cache; choose another --output")
-
+        return done
     job = staging / "job.json"
     resumed = False
     if staging.exists():
@@ -312,6 +297,30 @@ def _write(items: list[Face | Skip], schemes: list[str], staging: Path, target: 
                       fingerprint, skipped)
     manifest = cache_io.read_manifest(target) or {}
     return PrepareResult(target, count, skipped, manifest.get("splits", {}), resumed=resumed)
+
+
+def _already_prepared(target: Path, staging: Path, fingerprint: str, strict: bool,
+                      log: Callable[[str], None]) -> PrepareResult | None:
+    """The result of the same command run before into `target` (its skips told again), or
+    None when `target` is free; BadInput when it holds something else."""
+    done = cache_io.read_manifest(target)
+    if done is not None:
+        if done.get("fingerprint") != fingerprint:
+            raise BadInput(f"{target}: already holds a different cache; choose another "
+                           "--output or remove it")
+        # A run killed after publishing may have left its staging folder behind.
+        cache_io.remove_tree(staging)
+        skipped = list(done.get("skipped", []))
+        for line in skipped:
+            log(line)
+        if strict and skipped:
+            raise StrictFailure(f"--strict: {len(skipped)} face(s) skipped (the cache in "
+                                f"{target} was prepared without --strict)")
+        return PrepareResult(target, done["count"], skipped, done.get("splits", {}),
+                             already_done=True)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise BadInput(f"{target}: exists and is not a cache; choose another --output")
+    return None
 
 
 def _fsync_files(folder: Path) -> None:

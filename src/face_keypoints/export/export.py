@@ -76,7 +76,7 @@ def export(model: str | Path, output: str | Path,
     """Write OUTPUT/<name>_<precision>.tflite for each precision and OUTPUT/<name>.keras
     (a copy of `model`), then OUTPUT/model.json. `model` may be `default` (the shipped
     model's .keras, `default:keras`)."""
-    from face_keypoints.export.tflite import PRECISIONS, convert, write_model_json
+    from face_keypoints.export.tflite import PRECISIONS, write_model_json
     from face_keypoints.runtime.predictor import load_predictor
 
     named, output = model, Path(output)
@@ -98,7 +98,6 @@ def export(model: str | Path, output: str | Path,
         raise BadInput(f"{model}: export takes the .keras model a training run saved"
                        + shipped)
     keras_model = load_predictor(resolved).model
-    size = int(keras_model.input_shape[1])
     # Scored first: a parity cache the model cannot be scored on fails before any writing.
     keras_nme = _nme(model, parity) if parity is not None else None
 
@@ -111,15 +110,7 @@ def export(model: str | Path, output: str | Path,
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=output))
     try:
-        files = []
-        for precision in precisions:
-            staged = staging / names[precision]
-            convert(keras_model, staged, precision,
-                    representative=(lambda: _calibration_images(calibration, size))
-                    if precision == "int8" else None,
-                    int8_io=int8_io and precision == "int8")
-            files.append(ExportedFile(precision, output / staged.name, staged.stat().st_size,
-                                      check_gpu(staged)))
+        files = _convert_all(keras_model, staging, output, names, calibration, int8_io)
         write_atomic(staging / keras_copy, lambda tmp: shutil.copyfile(model, tmp))
         result = ExportResult(output, output / MODEL_JSON, files, keras_nme=keras_nme,
                               keras=output / keras_copy)
@@ -152,6 +143,25 @@ def export(model: str | Path, output: str | Path,
                                           {f.precision: f.nme for f in result.files},
                                           parity.path)
     return result
+
+
+def _convert_all(keras_model, staging: Path, output: Path, names: dict[str, str],
+                 calibration: Cache | None, int8_io: bool) -> list[ExportedFile]:
+    """Convert every precision into `staging` and check each file against the GPU
+    delegate's rules; the files are described where they will be published."""
+    from face_keypoints.export.tflite import convert
+
+    size = int(keras_model.input_shape[1])
+    files = []
+    for precision, name in names.items():
+        staged = staging / name
+        convert(keras_model, staged, precision,
+                representative=(lambda: _calibration_images(calibration, size))
+                if precision == "int8" else None,
+                int8_io=int8_io and precision == "int8")
+        files.append(ExportedFile(precision, output / staged.name, staged.stat().st_size,
+                                  check_gpu(staged)))
+    return files
 
 
 def _recover(output: Path) -> None:
@@ -190,7 +200,7 @@ def _provenance(model: ResolvedModel) -> dict[str, str | None]:
     """The run `model` came from (its folder) and the cache its outputs were calibrated on
     (that run's metrics.json); for the .keras copy of an earlier export (such as
     `default:keras`), what that export's model.json says."""
-    from face_keypoints.train import FINISHED
+    from face_keypoints.training.run_folder import FINISHED
 
     card = model.card
     if card is not None and card.own_files().get("keras") == model.path.name:

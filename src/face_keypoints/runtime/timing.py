@@ -1,7 +1,7 @@
 """Timing LiteRT models the way TFLite's benchmark_model does, several at once, interleaved.
 
 Every round runs each subject once, in a rotating order, so a change of machine load falls
-on all of them alike. `benchmark` (bench.py) times one export and the peers with it;
+on all of them alike. `benchmark` (benchmark.py) times one export and the peers with it;
 export times every precision of one export for its CPU pick (export/tflite.py).
 """
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_keypoints.bench import benchmark
+from face_keypoints.benchmark import benchmark
 from face_keypoints.peers import PeerMissing
 from face_keypoints.runtime.flatbuffer import count_macs, read_graph
 from face_keypoints.runtime.timing import latency_stats
