@@ -26,7 +26,8 @@ from PIL import Image
 from face_keypoints.errors import BadInput
 from face_keypoints.resolve import resolve_model
 from face_keypoints.schemes import IBUG68
-from face_keypoints.video import VideoWriter, ffmpeg_binary, shaken_clip
+from face_keypoints.testing import shaken_clip
+from face_keypoints.video import VideoWriter, ffmpeg_binary
 
 SAMPLE = REPO / "examples" / "astronaut.jpg"
 AFW = sorted((FIXTURES / "300w" / "afw").glob("*.jpg"))
@@ -295,7 +296,7 @@ def test_the_second_pass_frames_large_poses_better_than_the_detection() -> None:
     frame: box NME of the crop the detection implies vs the second pass on the crop
     around the first pass's landmarks (what detect and new tracks use)."""
     from face_keypoints import geometry
-    from face_keypoints.data.face import Face
+    from face_keypoints.data.face import AnnotatedFace
     from face_keypoints.data.readers import merl68
     from face_keypoints.metrics import present_mask
     from face_keypoints.runtime.api import FaceLandmarker, as_rgb
@@ -303,7 +304,7 @@ def test_the_second_pass_frames_large_poses_better_than_the_detection() -> None:
 
     landmarker = FaceLandmarker()
     faces = [f for f in merl68.read(shared_path("aflw_merl68"), None, "test")
-             if isinstance(f, Face) and abs(f.yaw) >= 45]
+             if isinstance(f, AnnotatedFace) and abs(f.yaw) >= 45]
     errors: dict[str, list[float]] = {"detection": [], "second_pass": []}
     for face in faces:
         image = as_rgb(face.image)

@@ -23,7 +23,7 @@ from conftest import FIXTURES, needs_model, needs_shared, shared_path
 
 from face_keypoints.errors import BadInput
 from face_keypoints.schemes import IBUG68, WFLW98, map_points
-from face_keypoints.video import shaken_clip
+from face_keypoints.testing import shaken_clip
 
 pytestmark = [needs_model, needs_shared("wflw_partial")]
 

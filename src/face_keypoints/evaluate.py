@@ -64,7 +64,7 @@ def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
     errors = metrics.point_errors(pred, truth, present)
     lengths = metrics.normalisers(truth, present, scheme)
     nme = {name: metrics.nme(errors, length) for name, length in lengths.items()}
-    ocular, pupil, box = (metrics.summarise(nme[n]) for n in metrics.NORMALISERS)
+    ocular, pupil, box = (metrics.nme_summary(nme[n]) for n in metrics.NORMALISERS)
     x, fraction = metrics.ced(nme["inter_ocular"])
     result = {
         "model": str(predictor.path),
@@ -131,8 +131,8 @@ def _subsets(cache: Cache, indices: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _subset(nme: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, float | int]:
-    ocular = metrics.summarise(nme["inter_ocular"][mask])
-    box = metrics.summarise(nme["box"][mask])
+    ocular = metrics.nme_summary(nme["inter_ocular"][mask])
+    box = metrics.nme_summary(nme["box"][mask])
     return {"n": int(mask.sum()), "nme": ocular["nme"], "n_nme": ocular["n"],
             "nme_box": box["nme"], "n_box": box["n"], "fr10": ocular["fr"],
             "auc10": ocular["auc"]}
@@ -150,7 +150,7 @@ def _pictures(folder: Path, scheme: Scheme, crops: np.ndarray, pred: np.ndarray,
          for crop, t, v in zip(crops, truth, present, strict=True)]))
     curves = {}
     for name, label in (("inter_ocular", "inter-ocular"), ("box", "box")):
-        summary = metrics.summarise(nme[name])
+        summary = metrics.nme_summary(nme[name])
         if summary["n"]:
             curves[f"{label}: NME {summary['nme']:.2f}%, AUC@10% {summary['auc']:.3f}"] = (
                 metrics.ced(nme[name]))
