@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     args = parser.parse_args()
 
-    from face_keypoints.bench import benchmark
+    from face_keypoints.benchmark import benchmark
     from face_keypoints.export.tflite import convert, write_model_json
     from face_keypoints.model.network import ModelSpec, build_model
 

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-    from face_keypoints.bench import benchmark
+    from face_keypoints.benchmark import benchmark
     from face_keypoints.export.export import export
 
     with tempfile.TemporaryDirectory() as scratch:

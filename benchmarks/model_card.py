@@ -24,13 +24,11 @@ and writes OUT/model_card.json and OUT/model_card.md (atomically).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -66,16 +64,20 @@ NOTES = [
 
 def _shipped_dirs() -> list[Path]:
     """The shipped model folders that hold a model.json (default, then lite)."""
-    root = Path(str(resources.files("face_keypoints.models")))
-    return [root / name for name in ("default", "lite") if (root / name / "model.json").is_file()]
+    from face_keypoints.card import ModelCard
+    from face_keypoints.resolve import SHIPPED, shipped_folder
+
+    return [shipped_folder(name) for name in SHIPPED if ModelCard.exists(shipped_folder(name))]
 
 
 def _model_files(folder: Path) -> dict[str, Path]:
     """{precision: file}: the files model.json names (in its order), then any other .keras
     file in the folder."""
-    card = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    files = {p: folder / f["file"] for p, f in card["files"].items()
-             if (folder / f["file"]).is_file()}
+    from face_keypoints.card import ModelCard
+
+    card = ModelCard.read(folder)
+    files = {p: folder / name for p, name in card.own_files().items()
+             if (folder / name).is_file()}
     for path in sorted(folder.glob("*.keras")):
         if path not in files.values():
             files["keras" if "keras" not in files else path.stem] = path
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from face_keypoints.baseline import MeanShapePredictor
-    from face_keypoints.bench import benchmark_models
+    from face_keypoints.benchmark import benchmark_models
     from face_keypoints.data.cache import open_cache
     from face_keypoints.evaluate import evaluate
     from face_keypoints.fileio import write_json_atomic, write_text_atomic

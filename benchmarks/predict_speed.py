@@ -5,7 +5,7 @@
 
 The clip is the sample photo examples/astronaut.jpg (cropped to the upper body) filmed as
 a still face: sub-pixel camera shake (0.5 px) and sensor noise (2 grey levels), made by
-video.shaken_clip and saved as PNG frames. Every frame is decoded before timing starts,
+testing.shaken_clip and saved as PNG frames. Every frame is decoded before timing starts,
 so times are end to end per frame without decoding: FaceLandmarker.track (crop from the
 last landmarks, landmark model, BlazeFace on the crop, smoothing), one thread.
 
@@ -37,7 +37,7 @@ import numpy as np
 from face_keypoints.data.images import read_rgb
 from face_keypoints.runtime.api import FaceLandmarker
 from face_keypoints.schemes import get_scheme
-from face_keypoints.video import shaken_clip
+from face_keypoints.testing import shaken_clip
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO / "examples" / "astronaut.jpg"

@@ -2,7 +2,7 @@
 Python runtime's on the same frames.
 
 A fake camera plays a clip made from a real photo (tests/fixtures, filmed with shake and a
-sideways sweep, video.shaken_clip) to the page on each backend; after a warm-up, the page's
+sideways sweep, testing.shaken_clip) to the page on each backend; after a warm-up, the page's
 own figures (per frame, mean of its last 30 frames) are read once a second and their
 medians printed: detector, landmarks, the landmark model alone (run and read-back), drawing,
 the whole frame, fps, and the first frame's time after the page was opened. The Python row
@@ -160,7 +160,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     from face_keypoints.data.images import read_rgb
-    from face_keypoints.video import shaken_clip
+    from face_keypoints.testing import shaken_clip
 
     photo = read_rgb(REPO / "tests" / "fixtures" / "300w" / "afw" / "261068_1.jpg")
     frames = [f for f, _ in shaken_clip(photo, 60, shake=0.7, sweep=20.0, seed=4)]

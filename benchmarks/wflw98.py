@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from face_keypoints.data.cache import open_cache
     from face_keypoints.evaluate import evaluate
     from face_keypoints.fileio import write_text_atomic
-    from face_keypoints.models import resolve_model
+    from face_keypoints.resolve import resolve_model
     from face_keypoints.runtime.predictor import load_predictor
 
     models = dict(item.split("=", 1) for item in args.model)

@@ -39,10 +39,10 @@ def needs_shared(*parts: str) -> pytest.MarkDecorator:
 def _missing_model() -> str | None:
     """Why the shipped default landmark model cannot be used, or None when it can."""
     from face_keypoints.errors import BadInput
-    from face_keypoints.models import default_model_path
+    from face_keypoints.resolve import resolve_model
 
     try:
-        default_model_path()
+        resolve_model("default")
     except BadInput as err:
         return str(err)
     return None

@@ -104,7 +104,7 @@ def test_pip_head_starts_at_the_crop_centre_and_outputs_the_score_weighted_votes
 
     from face_keypoints.model.heads import HeatmapHead, training_view
     from face_keypoints.model.network import ModelSpec, build_model, copy_matching_weights
-    from face_keypoints.models import resolve_model
+    from face_keypoints.resolve import resolve_model
     from face_keypoints.runtime.predictor import load_predictor
 
     keras.utils.set_random_seed(5)

@@ -22,7 +22,7 @@ import pytest
 from conftest import cli_command
 
 from face_keypoints.export.export import COMMIT, STAGING_PREFIX
-from face_keypoints.models import resolve_model
+from face_keypoints.resolve import resolve_model
 from face_keypoints.runtime.predictor import load_predictor
 
 pytestmark = pytest.mark.filterwarnings(

@@ -13,15 +13,9 @@ import numpy as np
 import pytest
 
 from face_keypoints.errors import BadInput
-from face_keypoints.export.gpu_ops import (
-    PARSERS,
-    Graph,
-    OpInfo,
-    TensorInfo,
-    check_gpu,
-    check_graph,
-)
+from face_keypoints.export.gpu_ops import PARSERS, check_gpu, check_graph
 from face_keypoints.model.heads import HEAD_NAMES
+from face_keypoints.runtime.flatbuffer import Graph, OpInfo, TensorInfo
 
 SIZE = 96
 

@@ -69,7 +69,7 @@ def test_absent_outer_eye_makes_inter_ocular_undefined_and_summaries_skip_it():
     assert math.isnan(result["inter_ocular"][1])
     # Face 1 without point 1: errors 5, 0, 10 (mean 5); box of (0,0), (0,10), (10,20).
     assert result["box"][1] == pytest.approx(5 / math.sqrt(200))
-    summary = metrics.summarise(result["inter_ocular"])
+    summary = metrics.nme_summary(result["inter_ocular"])
     assert summary["n"] == 1
     assert summary["nme"] == pytest.approx(40.0)
 
@@ -148,11 +148,11 @@ def test_per_point_is_nan_for_a_point_never_measured():
     assert math.isnan(result[3])
 
 
-def test_summarise_reports_percent():
-    summary = metrics.summarise(VALUES)
+def test_nme_summary_reports_percent():
+    summary = metrics.nme_summary(VALUES)
     assert summary["n"] == 3
     assert summary["nme"] == pytest.approx(100 * (0.025 + 0.055 + 0.12) / 3)
     assert summary["fr"] == pytest.approx(100 / 3)
     assert summary["auc"] == pytest.approx(0.4)
-    empty = metrics.summarise(np.array([np.nan]))
+    empty = metrics.nme_summary(np.array([np.nan]))
     assert empty["n"] == 0 and math.isnan(empty["nme"])

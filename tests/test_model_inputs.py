@@ -15,7 +15,7 @@ import pytest
 from conftest import FIXTURES, REPO, needs_model
 
 from face_keypoints.errors import BadInput
-from face_keypoints.models import KERAS, LITE, resolve_model, shipped_folder
+from face_keypoints.resolve import KERAS, LITE, resolve_model, shipped_folder
 from face_keypoints.runtime.predictor import load_predictor
 
 pytestmark = pytest.mark.filterwarnings(
@@ -49,10 +49,10 @@ def test_an_export_folder_is_its_model(work: dict[str, Path], run_cli) -> None:
     folder = work["exported"]
     card = json.loads((folder / "model.json").read_text())
     fp32, keras_copy = (folder / card["files"][p]["file"] for p in ("fp32", "keras"))
-    assert resolve_model(folder) == fp32  # no fp16 in it: the next preferred precision
-    assert resolve_model(str(folder)) == fp32
-    assert resolve_model(f"{folder}:keras") == keras_copy
-    assert resolve_model(folder, prefer=KERAS) == keras_copy
+    assert resolve_model(folder).path == fp32  # no fp16 in it: the next preferred precision
+    assert resolve_model(str(folder)).path == fp32
+    assert resolve_model(f"{folder}:keras").path == keras_copy
+    assert resolve_model(folder, prefer=KERAS).path == keras_copy
     result = run_cli("evaluate", "--model", folder, "--data", work["cache"], "--json")
     assert result.code == 0, result.err
     assert json.loads(result.out)["model"] == str(fp32)
@@ -64,7 +64,7 @@ def test_a_run_folder_is_its_best_keras(work: dict[str, Path], run_cli) -> None:
     from face_keypoints.runtime.api import FaceLandmarker
 
     run = work["run"]
-    assert resolve_model(run) == run / "best.keras"
+    assert resolve_model(run).path == run / "best.keras"
     assert load_predictor(run).path == run / "best.keras"
     assert FaceLandmarker(run).landmarker.path == run / "best.keras"
     result = run_cli("evaluate", "--model", run, "--data", work["cache"], "--json")
@@ -91,7 +91,7 @@ def test_a_folder_without_a_model_says_what_it_holds(tmp_path: Path, run_cli,
 def test_lite_is_the_shipped_lite_model_or_one_line_saying_it_is_absent(
         tmp_path: Path) -> None:
     if (shipped_folder(LITE) / "model.json").is_file():
-        assert resolve_model(LITE).parent == shipped_folder(LITE)
+        assert resolve_model(LITE).path.parent == shipped_folder(LITE)
     else:
         for name in (LITE, f"{LITE}:fp32"):
             with pytest.raises(BadInput, match="lite model is not shipped in this installation"):

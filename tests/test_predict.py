@@ -24,9 +24,10 @@ from conftest import FIXTURES, REPO, needs_model, needs_shared, shared_path, tre
 from PIL import Image
 
 from face_keypoints.errors import BadInput
-from face_keypoints.models import default_model_path
+from face_keypoints.resolve import resolve_model
 from face_keypoints.schemes import IBUG68
-from face_keypoints.video import VideoWriter, ffmpeg_binary, shaken_clip
+from face_keypoints.testing import shaken_clip
+from face_keypoints.video import VideoWriter, ffmpeg_binary
 
 SAMPLE = REPO / "examples" / "astronaut.jpg"
 AFW = sorted((FIXTURES / "300w" / "afw").glob("*.jpg"))
@@ -71,7 +72,7 @@ def _clip(path: Path, frames: int, fourcc: str | None = None) -> None:
 
 def test_the_default_model_is_found_or_missing_in_one_clear_line() -> None:
     try:
-        path = default_model_path()
+        path = resolve_model("default").path
     except BadInput as err:
         assert "\n" not in str(err) and "--model" in str(err)
     else:
@@ -295,7 +296,7 @@ def test_the_second_pass_frames_large_poses_better_than_the_detection() -> None:
     frame: box NME of the crop the detection implies vs the second pass on the crop
     around the first pass's landmarks (what detect and new tracks use)."""
     from face_keypoints import geometry
-    from face_keypoints.data.face import Face
+    from face_keypoints.data.face import AnnotatedFace
     from face_keypoints.data.readers import merl68
     from face_keypoints.metrics import present_mask
     from face_keypoints.runtime.api import FaceLandmarker, as_rgb
@@ -303,7 +304,7 @@ def test_the_second_pass_frames_large_poses_better_than_the_detection() -> None:
 
     landmarker = FaceLandmarker()
     faces = [f for f in merl68.read(shared_path("aflw_merl68"), None, "test")
-             if isinstance(f, Face) and abs(f.yaw) >= 45]
+             if isinstance(f, AnnotatedFace) and abs(f.yaw) >= 45]
     errors: dict[str, list[float]] = {"detection": [], "second_pass": []}
     for face in faces:
         image = as_rgb(face.image)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, needs_shared, shared_path
 
-from face_keypoints.data.face import ABSENT, OCCLUDED, VISIBLE, Face, Skip
+from face_keypoints.data.face import ABSENT, OCCLUDED, VISIBLE, AnnotatedFace, Skip
 from face_keypoints.data.readers import FORMATS, wflw
 from face_keypoints.errors import BadInput
 
@@ -26,10 +26,11 @@ WFLW_CROP_OFFSETS = {
 
 
 def read(format: str, root: Path, annotations: Path | None = None,
-         split: str | None = None) -> tuple[list[Face], list[Skip]]:
+         split: str | None = None) -> tuple[list[AnnotatedFace], list[Skip]]:
     reader = FORMATS[format][0]
     items = list(reader(root, annotations, split))
-    return ([i for i in items if isinstance(i, Face)], [i for i in items if isinstance(i, Skip)])
+    return ([i for i in items if isinstance(i, AnnotatedFace)],
+            [i for i in items if isinstance(i, Skip)])
 
 
 def csv_table(path: Path) -> list[list[str]]:
@@ -363,6 +364,6 @@ def test_wflw_faces_are_held_out_by_photo() -> None:
 @needs_shared("wflw_partial")
 def test_wflw_partial_has_one_identity_per_photo() -> None:
     root = shared_path("wflw_partial")
-    faces = [f for f in wflw.read(root, None, "train") if isinstance(f, Face)]
+    faces = [f for f in wflw.read(root, None, "train") if isinstance(f, AnnotatedFace)]
     assert len(faces) == 279
     assert len({f.identity for f in faces}) == 233  # the README's photo count

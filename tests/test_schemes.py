@@ -19,27 +19,27 @@ from conftest import FIXTURES, needs_shared, shared_path
 from PIL import Image
 
 from face_keypoints import schemes
-from face_keypoints.data.face import ABSENT, Face
+from face_keypoints.data.face import ABSENT, AnnotatedFace
 from face_keypoints.data.readers import FORMATS
 from face_keypoints.schemes import SCHEMES, Scheme, get_scheme, map_points, mapping_matrix
 
 
-def read_faces(format: str, root: Path, split: str | None = None) -> list[Face]:
-    return [f for f in FORMATS[format][0](root, None, split) if isinstance(f, Face)]
+def read_faces(format: str, root: Path, split: str | None = None) -> list[AnnotatedFace]:
+    return [f for f in FORMATS[format][0](root, None, split) if isinstance(f, AnnotatedFace)]
 
 
 @cache
-def fixture_faces(format: str, folder: str) -> tuple[Face, ...]:
+def fixture_faces(format: str, folder: str) -> tuple[AnnotatedFace, ...]:
     return tuple(read_faces(format, FIXTURES / folder))
 
 
 def pick(format: str, folder: str, names: tuple[str, ...], index: tuple[int, ...] = ()
-         ) -> list[Face]:
+         ) -> list[AnnotatedFace]:
     faces = fixture_faces(format, folder)
     return [f for i, f in enumerate(faces) if f.image.name in names or i in index]
 
 
-def frontal_faces(scheme: str) -> list[Face]:
+def frontal_faces(scheme: str) -> list[AnnotatedFace]:
     """Real frontal faces of each scheme, from the fixtures (chosen by eye and by yaw)."""
     if scheme == "wflw98":  # the Football face and the third face of the Cheering photo
         return pick("wflw", "wflw", (), (0, 3))
@@ -63,7 +63,7 @@ def mirror(points: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def image_width(face: Face) -> int:
+def image_width(face: AnnotatedFace) -> int:
     return _width(face.image)
 
 
@@ -84,12 +84,13 @@ def align(target: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return a, scale * b @ rotation
 
 
-def inter_ocular(face: Face, scheme: Scheme) -> float:
+def inter_ocular(face: AnnotatedFace, scheme: Scheme) -> float:
     a, b = scheme.outer_eyes
     return float(np.linalg.norm(face.points[a] - face.points[b]))
 
 
-def flip_errors(face: Face, scheme: Scheme, order: list[int] | tuple[int, ...]) -> np.ndarray:
+def flip_errors(face: AnnotatedFace, scheme: Scheme,
+                order: list[int] | tuple[int, ...]) -> np.ndarray:
     """Per-point distance (inter-ocular units) between the face and its mirror renamed by
     `order`, aligned on the points both have; NaN where a point is absent."""
     order = list(order)
@@ -336,7 +337,8 @@ def _mapped_presence(visibility: np.ndarray, src: str, dst: str) -> np.ndarray:
     return defined & ~absent_used
 
 
-def _merl_vs_aflw(merl: list[Face], aflw: list[Face], swap: bool = False) -> list[float]:
+def _merl_vs_aflw(merl: list[AnnotatedFace], aflw: list[AnnotatedFace],
+                  swap: bool = False) -> list[float]:
     """Mean distance (inter-ocular units) of MERL points mapped to AFLW-21 from the AFLW-21
     human annotation of the same crop, for each face with both eye corners."""
     by_image = {f.image.name: f for f in aflw}

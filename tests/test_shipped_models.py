@@ -1,4 +1,4 @@
-"""The models shipped in the package (src/face_keypoints/models/default/ and lite/).
+"""The models shipped in the package (src/face_keypoints/shipped/default/ and lite/).
 
 Their files are the ones model.json names, byte for byte; at every precision each places
 the points of real faces it never trained on near their human annotation, closer than a
@@ -24,7 +24,7 @@ import pytest
 from conftest import FIXTURES, REPO, needs_model
 
 from face_keypoints.errors import BadInput
-from face_keypoints.models import SHIPPED, default_folder, resolve_model, shipped_folder
+from face_keypoints.resolve import SHIPPED, default_folder, resolve_model, shipped_folder
 
 # Inter-ocular NME (%) of the shipped models on the five faces, measured when they were
 # exported: default fp32 4.056, fp16 4.057, keras 4.056, int8 4.078; lite fp32 4.212,
@@ -157,14 +157,14 @@ def test_a_mean_shape_or_mislabelled_points_would_break_the_bound(caches: list[P
 def test_a_shipped_name_and_its_precisions_name_the_shipped_files(name: str):
     card, folder = _card(name), shipped_folder(name)
     for precision, entry in card["files"].items():
-        assert resolve_model(f"{name}:{precision}") == folder / entry["file"]
+        assert resolve_model(f"{name}:{precision}").path == folder / entry["file"]
     fp16 = folder / card["files"]["fp16"]["file"]
-    assert resolve_model(name) == fp16
-    assert resolve_model(name, prefer=("keras",)) == folder / card["files"]["keras"]["file"]
-    assert resolve_model(None) == resolve_model("default")
+    assert resolve_model(name).path == fp16
+    assert resolve_model(name, prefer=("keras",)).path == folder / card["files"]["keras"]["file"]
+    assert resolve_model(None).path == resolve_model("default").path
     # Anything else is a path, taken as it is.
-    assert resolve_model("runs/x/best.keras") == Path("runs/x/best.keras")
-    assert resolve_model(Path("default")) == Path("default")
+    assert resolve_model("runs/x/best.keras").path == Path("runs/x/best.keras")
+    assert resolve_model(Path("default")).path == Path("default")
 
 
 @needs_model
@@ -179,7 +179,7 @@ def test_a_missing_file_is_one_line_naming_what_is_there(tmp_path: Path):
     assert "\n" not in message and "is missing" in message and files["int8"]["file"] in message
     assert "default:fp16" in message and "default:int8" not in message.partition(";")[2]
     (copy / files["fp16"]["file"]).unlink()  # `default` falls back to fp32
-    assert resolve_model("default", folder=copy) == copy / files["fp32"]["file"]
+    assert resolve_model("default", folder=copy).path == copy / files["fp32"]["file"]
 
 
 def _one_error_line(err: str, verb: str) -> str:
@@ -216,14 +216,14 @@ def test_a_bad_default_precision_is_one_error_line_exit_2(run_cli, caches: list[
 @pytest.mark.parametrize("name", SHIPPED)
 def test_evaluate_and_benchmark_take_a_shipped_name_on_the_command_line(
         run_cli, caches: list[Path], name: str):
-    fp16 = str(resolve_model(name))
+    fp16 = str(resolve_model(name).path)
     result = run_cli("evaluate", "--model", name, "--data", caches[0], "--json")
     assert result.code == 0, result.err
     assert json.loads(result.out)["model"] == fp16
     result = run_cli("benchmark", "--model", f"{name}:int8", "--runs", 2, "--warmup", 0,
                      "--json")
     assert result.code == 0, result.err
-    assert json.loads(result.out)["model"] == str(resolve_model(f"{name}:int8"))
+    assert json.loads(result.out)["model"] == str(resolve_model(f"{name}:int8").path)
 
 
 @needs_model
@@ -247,7 +247,6 @@ def test_on_a_cpu_the_shipped_model_runs_its_fastest_file_within_1_percent_of_fp
     an explicit `default:PRECISION` still wins."""
     from face_keypoints import FaceLandmarker
     from face_keypoints.export.tflite import cpu_pick
-    from face_keypoints.runtime.landmarker import cpu_model
 
     card, folder = _card(name), shipped_folder(name)
     cpu = card["cpu"]
@@ -257,9 +256,10 @@ def test_on_a_cpu_the_shipped_model_runs_its_fastest_file_within_1_percent_of_fp
     assert cpu["precision"] == cpu_pick(nme, latency) == "int8"
     assert cpu["files"]["int8"]["nme_drift_vs_fp32_pct"] <= 1.0
     int8 = folder / card["files"]["int8"]["file"]
-    assert cpu_model(name) == cpu_model(folder) == int8
-    assert cpu_model(f"{name}:fp16") == folder / card["files"]["fp16"]["file"]
+    assert resolve_model(name, cpu=True).path == resolve_model(folder, cpu=True).path == int8
+    assert resolve_model(f"{name}:fp16", cpu=True).path == folder / card["files"]["fp16"]["file"]
     assert FaceLandmarker(name).precision == "int8"
     assert FaceLandmarker(f"{name}:fp16").precision == "fp16"
     if name == "default":
-        assert cpu_model(None) == int8 and FaceLandmarker().precision == "int8"
+        assert resolve_model(None, cpu=True).path == int8
+        assert FaceLandmarker().precision == "int8"

@@ -1,5 +1,5 @@
 """Streams: the One Euro filter, the lost-face proxy, and tracking a real photo filmed as
-a shaken, moving clip (video.shaken_clip) with the shipped landmark model."""
+a shaken, moving clip (testing.shaken_clip) with the shipped landmark model."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from face_keypoints.runtime.landmarker import crop_square
 from face_keypoints.runtime.smoothing import OneEuroFilter, OneEuroParams
 from face_keypoints.runtime.tracker import lost
 from face_keypoints.schemes import get_scheme
-from face_keypoints.video import shaken_clip
+from face_keypoints.testing import shaken_clip
 
 PHOTO = FIXTURES / "300w" / "afw" / "261068_1.jpg"
 

@@ -120,7 +120,7 @@ def _epochs_done(run: Path) -> int:
 
 def test_an_epoch_of_a_small_data_set_draws_it_until_it_makes_the_minimum_steps() -> None:
     from face_keypoints.config import MIN_STEPS_PER_EPOCH
-    from face_keypoints.train import epoch_passes
+    from face_keypoints.training.data import epoch_passes
 
     assert MIN_STEPS_PER_EPOCH == 20
     # AFW's 337 faces at the default batch of 64: one pass is 5 steps, 4 passes are 21.

@@ -21,7 +21,6 @@ import yaml
 from conftest import FIXTURES, REPO, cli_command
 
 from face_keypoints.config import TrainConfig
-from face_keypoints.model.spec import ModelSpec
 
 RECIPE = REPO / "configs" / "ibug68_a025_128.yaml"
 
@@ -69,9 +68,6 @@ def test_built_in_defaults_are_the_shipped_recipe() -> None:
                  "learning_rate", "weight_decay", "warmup_epochs", "dropout",
                  "early_stopping", "augment"):
         assert getattr(defaults, name) == recipe[name], name
-    spec = ModelSpec()
-    for name in ("alpha", "depth", "input_size", "head", "dropout"):
-        assert getattr(spec, name) == getattr(defaults, name), name
 
 
 def test_train_help_shows_every_default(run_cli) -> None:

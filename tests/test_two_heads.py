@@ -23,7 +23,7 @@ from conftest import FIXTURES, needs_model, needs_shared, shared_path
 
 from face_keypoints.errors import BadInput
 from face_keypoints.schemes import IBUG68, WFLW98, map_points
-from face_keypoints.video import shaken_clip
+from face_keypoints.testing import shaken_clip
 
 pytestmark = [needs_model, needs_shared("wflw_partial")]
 
@@ -61,10 +61,10 @@ def two_heads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     from face_keypoints.export.export import export
     from face_keypoints.model.heads import output_name
-    from face_keypoints.models import resolve_model
+    from face_keypoints.resolve import resolve_model
 
     folder = tmp_path_factory.mktemp("two_heads")
-    source = keras.models.load_model(resolve_model("default:keras"), compile=False)
+    source = keras.models.load_model(resolve_model("default:keras").path, compile=False)
     head = source.get_layer(output_name(IBUG68.name))
     kernel, bias = head.get_weights()
     keras.Model(source.input, {head.name: head.output}, name=source.name).save(

@@ -7,7 +7,7 @@ import errno
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from face_keypoints.errors import FaceKeypointsError
@@ -144,6 +144,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help=shown("seed", "seeds weights, shuffling and augmentation"))
     p.add_argument("--distribute", choices=DISTRIBUTE,
                    help=shown("distribute", "tf.distribute strategy"))
+    _add_train_extensions(p, shown)
+    p.add_argument("--resume", action="store_true",
+                   help="continue an unfinished run, or add --qat-epochs or --calibrate "
+                        "to a finished one")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    p.add_argument("--benchmark-input", action="store_true",
+                   help="measure images/s of the input pipeline and of training, then stop")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_train)
+
+
+def _add_train_extensions(p: argparse.ArgumentParser, shown: Callable[[str, str], str]) -> None:
+    """The settings that stop a run early or extend it (int8 fine-tuning, calibration):
+    the ones a --resume may change."""
     p.add_argument("--early-stopping", type=int, metavar="N",
                    help=shown("early_stopping", "stop after N epochs without validation gain "
                                                 "(0: never); resuming a run that stopped "
@@ -163,14 +177,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                                            "training faces, so points follow its "
                                            "annotators' convention (a finished run can be "
                                            "resumed to do it)"))
-    p.add_argument("--resume", action="store_true",
-                   help="continue an unfinished run, or add --qat-epochs or --calibrate "
-                        "to a finished one")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run")
-    p.add_argument("--benchmark-input", action="store_true",
-                   help="measure images/s of the input pipeline and of training, then stop")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=_run_train)
 
 
 _TRAIN_FLAGS = ("data", "val", "epochs", "batch_size", "alpha", "depth", "input_size", "head",
@@ -300,7 +306,7 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
 def _run_benchmark(args: argparse.Namespace) -> int:
     import json
 
-    from face_keypoints.bench import benchmark, format_report
+    from face_keypoints.benchmark import benchmark, format_report
 
     result = benchmark(model=args.model, threads=args.threads, runs=args.runs,
                        warmup=args.warmup, compare=args.compare)

@@ -17,6 +17,7 @@ from face_keypoints.errors import BadInput
 from face_keypoints.fileio import write_text_atomic
 from face_keypoints.model.heads import HEAD_NAMES
 from face_keypoints.model.losses import LOSSES
+from face_keypoints.model.spec import ModelSpec
 
 DISTRIBUTE = ("none", "mirrored", "multiworker")
 # Fewest optimiser steps an epoch of `steps_per_epoch` 0 takes: a smaller data set is drawn
@@ -37,20 +38,21 @@ class TrainConfig:
     data: list[str | dict] = field(default_factory=list)  # a cache, or {path, weight}
     val: str = ""
     # The defaults are the recipe of configs/ibug68_a025_128.yaml (the shipped model's
-    # first stage): a first run with no config learns as that one did.
+    # first stage): a first run with no config learns as that one did. The network's
+    # are ModelSpec's, which `spec` makes from them.
     epochs: int = 80
     batch_size: int = 64
-    alpha: float = 0.25
-    depth: int = 13
-    input_size: int = 128
-    head: str = "gap"
+    alpha: float = ModelSpec.alpha
+    depth: int = ModelSpec.depth
+    input_size: int = ModelSpec.input_size
+    head: str = ModelSpec.head
     loss: str = "wing"
     backbone_weights: str = "imagenet"
     init_model: str = ""  # a trained .keras to start from (see network.copy_matching_weights)
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
-    dropout: float = 0.0
+    dropout: float = ModelSpec.dropout
     early_stopping: int = 0  # never: the cosine decay is planned for all `epochs`
     seed: int = 0
     distribute: str = "none"
@@ -65,6 +67,17 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def spec(self, schemes: list[str]) -> ModelSpec:
+        """The network these settings train, with one head per scheme; BadInput naming
+        the setting Keras could not build or we do not offer."""
+        spec = ModelSpec(alpha=self.alpha, depth=self.depth, input_size=self.input_size,
+                         head=self.head, schemes=list(schemes), dropout=self.dropout)
+        try:
+            spec.check()
+        except ValueError as err:
+            raise BadInput(str(err)) from None
+        return spec
 
     @classmethod
     def from_dict(cls, values: dict, origin: str = "config") -> TrainConfig:

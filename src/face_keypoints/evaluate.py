@@ -21,7 +21,7 @@ from face_keypoints.data.cache import Cache, open_cache
 from face_keypoints.data.pipeline import BatchStream
 from face_keypoints.errors import BadInput
 from face_keypoints.fileio import check_writable_folder
-from face_keypoints.models import resolve_model
+from face_keypoints.resolve import ResolvedModel, resolve_model
 from face_keypoints.runtime.predictor import Predictor, load_predictor
 from face_keypoints.schemes import Scheme, get_scheme, mapping_matrix
 
@@ -29,15 +29,16 @@ PICTURES = 16  # faces in each picture grid (4 x 4)
 YAW_BINS = {"yaw_0_30": (0.0, 30.0), "yaw_30_60": (30.0, 60.0), "yaw_60_90": (60.0, math.inf)}
 
 
-def evaluate(model: str | Path | Predictor, data: str | Path, output: str | Path | None = None,
-             threads: int | None = None, batch_size: int = 64, align: bool = False) -> dict:
+def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
+             output: str | Path | None = None, threads: int | None = None,
+             batch_size: int = 64, align: bool = False) -> dict:
     """Score `model` (a path, `default`, `default:PRECISION` or a Predictor) on the cache
     `data`; with `output`, also write ced.png, predictions.png and ground_truth.png there.
     `align` frames faces with level eyes, as a model trained with `align` saw them.
     Returns a JSON-ready dict (NaN -> None)."""
     cache = open_cache(Path(data))
     predictor = (load_predictor(resolve_model(model), threads)
-                 if isinstance(model, str | Path) else model)
+                 if isinstance(model, str | Path | ResolvedModel) else model)
     scheme = _target_scheme(cache.scheme, predictor.schemes, cache.path)
     if output is not None:  # before the scoring, which the pictures would otherwise lose
         check_writable_folder(Path(output), "--output")
@@ -64,7 +65,7 @@ def evaluate(model: str | Path | Predictor, data: str | Path, output: str | Path
     errors = metrics.point_errors(pred, truth, present)
     lengths = metrics.normalisers(truth, present, scheme)
     nme = {name: metrics.nme(errors, length) for name, length in lengths.items()}
-    ocular, pupil, box = (metrics.summarise(nme[n]) for n in metrics.NORMALISERS)
+    ocular, pupil, box = (metrics.nme_summary(nme[n]) for n in metrics.NORMALISERS)
     x, fraction = metrics.ced(nme["inter_ocular"])
     result = {
         "model": str(predictor.path),
@@ -131,8 +132,8 @@ def _subsets(cache: Cache, indices: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _subset(nme: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, float | int]:
-    ocular = metrics.summarise(nme["inter_ocular"][mask])
-    box = metrics.summarise(nme["box"][mask])
+    ocular = metrics.nme_summary(nme["inter_ocular"][mask])
+    box = metrics.nme_summary(nme["box"][mask])
     return {"n": int(mask.sum()), "nme": ocular["nme"], "n_nme": ocular["n"],
             "nme_box": box["nme"], "n_box": box["n"], "fr10": ocular["fr"],
             "auc10": ocular["auc"]}
@@ -150,7 +151,7 @@ def _pictures(folder: Path, scheme: Scheme, crops: np.ndarray, pred: np.ndarray,
          for crop, t, v in zip(crops, truth, present, strict=True)]))
     curves = {}
     for name, label in (("inter_ocular", "inter-ocular"), ("box", "box")):
-        summary = metrics.summarise(nme[name])
+        summary = metrics.nme_summary(nme[name])
         if summary["n"]:
             curves[f"{label}: NME {summary['nme']:.2f}%, AUC@10% {summary['auc']:.3f}"] = (
                 metrics.ced(nme[name]))

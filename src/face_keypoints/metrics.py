@@ -6,7 +6,7 @@ normalised crop coordinates give the same number). Only present points count
 as on MERL-RAV profiles) gets NaN for that normaliser and is left out of its mean, and
 every summary says how many faces it used.
 
-Per-face values are fractions (0.05 = 5 %); `summarise` reports NME and FR in percent
+Per-face values are fractions (0.05 = 5 %); `nme_summary` reports NME and FR in percent
 and AUC in [0, 1], as papers print them.
 """
 
@@ -107,7 +107,7 @@ def per_point(errors: np.ndarray, normaliser: np.ndarray) -> np.ndarray:
     return _mean_finite(errors / normaliser[:, None], axis=0)
 
 
-def summarise(values: np.ndarray, threshold: float = THRESHOLD) -> dict[str, float | int]:
+def nme_summary(values: np.ndarray, threshold: float = THRESHOLD) -> dict[str, float | int]:
     """Mean NME and FR in percent, AUC in [0, 1], and the number of faces they used."""
     defined = _defined(values)
     return {

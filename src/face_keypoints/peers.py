@@ -12,7 +12,7 @@ failing.
 * dlib's 68-point shape predictor (an ensemble of regression trees, Kazemi & Sullivan
   2014) comes from face_recognition_models, which needs setuptools' pkg_resources.
 
-Besides timing them (bench), dlib's predictor can be scored on prepared caches by evaluate
+Besides timing them (benchmark.py), dlib's predictor can be scored on prepared caches by evaluate
 itself, like our models: DlibPredictor, given the box fit_dlib_box fits (see below).
 """
 

@@ -24,8 +24,8 @@ from face_keypoints import draw
 from face_keypoints.errors import BadInput
 from face_keypoints.fileio import write_atomic, write_json_atomic, write_text_atomic
 from face_keypoints.quiet import native_stderr_silenced
+from face_keypoints.resolve import resolve_model
 from face_keypoints.runtime.api import Face, FaceLandmarker, as_rgb, check_threads
-from face_keypoints.runtime.landmarker import cpu_model
 from face_keypoints.runtime.smoothing import OneEuroParams
 from face_keypoints.schemes import get_scheme
 from face_keypoints.video import VideoError, VideoReader, VideoWriter, check_video
@@ -89,7 +89,7 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
     if not inputs and camera is None:
         raise BadInput("nothing to do: give image files, folders or videos, or --camera N")
     check_threads(threads)
-    model = cpu_model(model)  # a bad `default:...` fails before any input is read
+    resolved = resolve_model(model, cpu=True)  # a bad `default:...` fails before any input
     directory = None if output is None else Path(output)
     if directory is not None and directory.exists() and not directory.is_dir():
         raise BadInput(f"--output {directory} is a file, not a folder")
@@ -108,7 +108,7 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
     if not items:
         return result
     with native_stderr_silenced():  # LiteRT's note for every interpreter it sets up
-        landmarker = FaceLandmarker(model, threads=threads, max_faces=max_faces,
+        landmarker = FaceLandmarker(resolved, threads=threads, max_faces=max_faces,
                                     smoothing=smoothing, min_cutoff=min_cutoff, beta=beta,
                                     scheme=scheme)
     for item in items:

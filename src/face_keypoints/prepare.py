@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from face_keypoints import geometry
 from face_keypoints.data import cache as cache_io
-from face_keypoints.data.face import ABSENT, Face, Skip
+from face_keypoints.data.face import ABSENT, AnnotatedFace, Skip
 from face_keypoints.data.images import ImageError, read_rgb
 from face_keypoints.data.readers import FORMATS
 from face_keypoints.errors import BadInput, FaceKeypointsError
@@ -50,7 +50,7 @@ class PrepareResult:
     already_done: bool = False
 
 
-def assign_splits(faces: list[Face], val_fraction: float) -> None:
+def assign_splits(faces: list[AnnotatedFace], val_fraction: float) -> None:
     """Hold out `val_fraction` of the identities (never single rows) as split "val".
 
     Identities are ordered by a hash of their name, so the choice is stable across runs
@@ -86,7 +86,7 @@ class _Cropper:
         self._path: Path | None = None
         self._image: np.ndarray | ImageError | None = None
 
-    def __call__(self, face: Face) -> tuple[np.ndarray, np.ndarray, dict] | str:
+    def __call__(self, face: AnnotatedFace) -> tuple[np.ndarray, np.ndarray, dict] | str:
         if face.image != self._path:
             self._path = face.image
             try:
@@ -140,7 +140,7 @@ def _saved_skips(path: Path) -> list[str] | None:
         return None
 
 
-def _fingerprint(settings: dict, items: list[Face | Skip]) -> str:
+def _fingerprint(settings: dict, items: list[AnnotatedFace | Skip]) -> str:
     """What the cache is made from: settings plus every face's origin, points and box,
     so an annotation edited between a killed run and its rerun is not mixed in."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
@@ -148,7 +148,7 @@ def _fingerprint(settings: dict, items: list[Face | Skip]) -> str:
         key = (item.source, item.line, str(getattr(item, "image", "")),
                getattr(item, "split", ""), getattr(item, "reason", ""))
         digest.update(repr(key).encode())
-        if isinstance(item, Face):
+        if isinstance(item, AnnotatedFace):
             digest.update(np.ascontiguousarray(item.points, dtype=np.float32).tobytes())
             digest.update(np.ascontiguousarray(item.visibility, dtype=np.uint8).tobytes())
             if item.box is not None:
@@ -203,7 +203,7 @@ def prepare(
         raise BadInput(f"{output}: lies inside --input {source}; nothing is written there")
 
     items = list(reader(source, ann, split))
-    faces = [i for i in items if isinstance(i, Face)]
+    faces = [i for i in items if isinstance(i, AnnotatedFace)]
     if not faces:  # nothing to crop: report why, and leave nothing behind
         for item in items:
             log(str(item))
@@ -230,28 +230,13 @@ def prepare(
         raise BadInput(f"{where}: cannot write the cache: {err.strerror or err}") from None
 
 
-def _write(items: list[Face | Skip], schemes: list[str], staging: Path, target: Path,
+def _write(items: list[AnnotatedFace | Skip], schemes: list[str], staging: Path, target: Path,
            size: int, format: str, source: Path, settings: dict, fingerprint: str,
            strict: bool, log: Callable[[str], None], progress: bool) -> PrepareResult:
     """Crop the faces into chunks beside `target`, then publish the cache (resumable)."""
-    done = cache_io.read_manifest(target)
+    done = _already_prepared(target, staging, fingerprint, strict, log)
     if done is not None:
-        if done.get("fingerprint") != fingerprint:
-            raise BadInput(f"{target}: already holds a different cache; choose another "
-                           "--output or remove it")
-        # A run killed after publishing may have left its staging folder behind.
-        cache_io.remove_tree(staging)
-        skipped = list(done.get("skipped", []))
-        for line in skipped:
-            log(line)
-        if strict and skipped:
-            raise StrictFailure(f"--strict: {len(skipped)} face(s) skipped (the cache in "
-                                f"{target} was prepared without --strict)")
-        return PrepareResult(target, done["count"], skipped, done.get("splits", {}),
-                             already_done=True)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise BadInput(f"{target}: exists and is not a cache; choose another --output")
-
+        return done
     job = staging / "job.json"
     resumed = False
     if staging.exists():
@@ -281,9 +266,9 @@ def _write(items: list[Face | Skip], schemes: list[str], staging: Path, target: 
                 continue
             crops, points, visibility, metas, skips = [], [], [], [], []
             for item in chunk:
-                result = crop(item) if isinstance(item, Face) else str(item)
+                result = crop(item) if isinstance(item, AnnotatedFace) else str(item)
                 if isinstance(result, str):
-                    if isinstance(item, Face):
+                    if isinstance(item, AnnotatedFace):
                         where = f"{item.source}:{item.line}" if item.line else item.source
                         result = f"skipped {where}: {result}"
                     skips.append(result)
@@ -312,6 +297,30 @@ def _write(items: list[Face | Skip], schemes: list[str], staging: Path, target: 
                       fingerprint, skipped)
     manifest = cache_io.read_manifest(target) or {}
     return PrepareResult(target, count, skipped, manifest.get("splits", {}), resumed=resumed)
+
+
+def _already_prepared(target: Path, staging: Path, fingerprint: str, strict: bool,
+                      log: Callable[[str], None]) -> PrepareResult | None:
+    """The result of the same command run before into `target` (its skips told again), or
+    None when `target` is free; BadInput when it holds something else."""
+    done = cache_io.read_manifest(target)
+    if done is not None:
+        if done.get("fingerprint") != fingerprint:
+            raise BadInput(f"{target}: already holds a different cache; choose another "
+                           "--output or remove it")
+        # A run killed after publishing may have left its staging folder behind.
+        cache_io.remove_tree(staging)
+        skipped = list(done.get("skipped", []))
+        for line in skipped:
+            log(line)
+        if strict and skipped:
+            raise StrictFailure(f"--strict: {len(skipped)} face(s) skipped (the cache in "
+                                f"{target} was prepared without --strict)")
+        return PrepareResult(target, done["count"], skipped, done.get("splits", {}),
+                             already_done=True)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise BadInput(f"{target}: exists and is not a cache; choose another --output")
+    return None
 
 
 def _fsync_files(folder: Path) -> None:

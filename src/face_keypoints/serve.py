@@ -37,7 +37,6 @@ from urllib.parse import unquote, urlsplit
 from face_keypoints.errors import BadInput
 
 WEB_PRECISIONS = ("fp16", "fp32")  # fp16 first: half the download, the same points
-MODEL_JSON = "model.json"
 # What the page imports from node_modules; any missing means `npm ci` has not been run.
 NPM_FILES = ("@litertjs/core/dist/index.js", "@litertjs/core/wasm",
              "@litertjs/wasm-utils/dist/index.js")
@@ -82,32 +81,22 @@ class PageModel:
 def page_model(model: str | Path) -> PageModel:
     """Resolve `--model`: a shipped model's name (`default`, `lite`, ...), an export folder
     holding model.json, or a .tflite with its model.json beside it."""
-    from face_keypoints.models import resolve_model
+    from face_keypoints.card import ModelCard
+    from face_keypoints.resolve import resolve_model
 
-    tflite = resolve_model(str(model), prefer=WEB_PRECISIONS)
+    resolved = resolve_model(str(model), prefer=WEB_PRECISIONS)
+    tflite = resolved.path
     if not tflite.exists():
         raise BadInput(f"{model}: no such model; --model takes default, lite, a folder "
                        "written by `face-keypoints export` or a .tflite in one")
     if tflite.suffix != ".tflite":
         raise BadInput(f"{tflite}: the page runs .tflite files, not {tflite.suffix or 'this'}")
-    card_path = tflite.parent / MODEL_JSON
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        outputs = card["outputs"]
-        if not outputs or not all(o["scheme"] and int(o["num_points"]) > 0 for o in outputs):
-            raise ValueError("no outputs")
-        int(card["input"]["size"])
-    except FileNotFoundError:
-        raise BadInput(f"{card_path}: missing; a .tflite needs the model.json written "
-                       "beside it by export") from None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise BadInput(f"{card_path}: unreadable model description: {err}") from None
-    entry = next((e for e in card.get("files", {}).values()
-                  if isinstance(e, dict) and e.get("file") == tflite.name), {})
+    card = resolved.card if resolved.card is not None else ModelCard.read(tflite.parent)
+    entry = card.entry(resolved.precision or "")
     if "input_dtype" in entry:
         raise BadInput(f"{tflite}: takes {entry['input_dtype']} input; the page feeds float "
                        "models (fp16 or fp32)")
-    return PageModel(str(model), tflite, card)
+    return PageModel(str(model), tflite, card.data)
 
 
 def page_settings(card: dict) -> dict:

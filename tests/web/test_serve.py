@@ -19,7 +19,7 @@ from browser import in_ci, serving
 from conftest import cli_command
 
 from face_keypoints.errors import BadInput
-from face_keypoints.models import resolve_model
+from face_keypoints.resolve import resolve_model
 from face_keypoints.schemes import get_scheme
 from face_keypoints.serve import check_npm_packages, make_server, npm_command, web_folder
 
@@ -43,7 +43,7 @@ def _get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, Message,
 
 
 def test_the_server_sends_the_page_the_model_and_isolation_headers(npm_packages) -> None:
-    fp16 = resolve_model("default:fp16")
+    fp16 = resolve_model("default:fp16").path
     with serving("default") as url:
         code, headers, body = _get(url)
         assert code == 200 and b'<script type="importmap">' in body
@@ -107,7 +107,7 @@ def test_serve_refuses_a_bad_model_or_certificate_in_one_line(npm_packages, run_
             "no model.json": ["--model", tmp_path],
             "cert alone": ["--cert", tmp_path / "cert.pem"]}[problem]
     if problem == "no model.json":
-        shutil.copy(resolve_model("default:fp16"), tmp_path)
+        shutil.copy(resolve_model("default:fp16").path, tmp_path)
     result = run_cli("serve", "--host", "127.0.0.1", "--port", "0", *args)
     assert result.code == 2 and result.out == ""
     (line,) = result.err.splitlines()

@@ -150,7 +150,7 @@ def test_the_camera_is_tracked_frame_after_frame(playwright, url, tmp_path) -> N
     frame (the last frame's points place the next crop)."""
     from face_keypoints import FaceLandmarker
     from face_keypoints.serve import page_model
-    from face_keypoints.video import shaken_clip
+    from face_keypoints.testing import shaken_clip
 
     photo = read_rgb(FIXTURES / "300w" / "afw" / "261068_1.jpg")
     frames = [frame for frame, _ in shaken_clip(photo, 60, shake=0.7, sweep=20.0, seed=4)]
@@ -187,7 +187,7 @@ def test_an_uploaded_video_is_tracked_frame_after_frame(wasm_page, tmp_path) -> 
     page plays it in a loop and finds the face in every frame it tracks."""
     import cv2
 
-    from face_keypoints.video import shaken_clip
+    from face_keypoints.testing import shaken_clip
 
     photo = read_rgb(FIXTURES / "300w" / "afw" / "261068_1.jpg")
     path = tmp_path / "clip.webm"
@@ -234,7 +234,7 @@ def test_a_bad_upload_shows_one_clear_message_and_the_page_goes_on(wasm_page,
 
 def test_an_export_folder_is_served_like_the_shipped_model(browser, python_faces,
                                                            tmp_path) -> None:
-    from face_keypoints.models import default_folder
+    from face_keypoints.resolve import default_folder
 
     export = tmp_path / "my_export"
     export.mkdir()

@@ -14,7 +14,7 @@ OCCLUDED = 2  # covered by an object; the annotators' estimated location is give
 
 
 @dataclass
-class Face:
+class AnnotatedFace:
     """One annotated face: points in the pixels of `image`."""
 
     image: Path

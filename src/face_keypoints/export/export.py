@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from face_keypoints import geometry
+from face_keypoints.card import MODEL_JSON, ModelCard
 from face_keypoints.data.cache import Cache, open_cache
 from face_keypoints.errors import BadInput
 from face_keypoints.export.gpu_ops import GpuFallback, GpuReport, check_gpu
 from face_keypoints.fileio import write_atomic
-from face_keypoints.models import KERAS, is_default, resolve_model
-from face_keypoints.runtime.predictor import MODEL_JSON
+from face_keypoints.resolve import KERAS, ResolvedModel, is_default, resolve_model
 
 CALIBRATION_FACES = 200  # representative images for int8; evenly spread over the cache
 STAGING_PREFIX = ".export-"
@@ -76,11 +76,12 @@ def export(model: str | Path, output: str | Path,
     """Write OUTPUT/<name>_<precision>.tflite for each precision and OUTPUT/<name>.keras
     (a copy of `model`), then OUTPUT/model.json. `model` may be `default` (the shipped
     model's .keras, `default:keras`)."""
-    from face_keypoints.export.tflite import PRECISIONS, convert, write_model_json
+    from face_keypoints.export.tflite import PRECISIONS, write_model_json
     from face_keypoints.runtime.predictor import load_predictor
 
     named, output = model, Path(output)
-    model = resolve_model(named, prefer=KERAS)
+    resolved = resolve_model(named, prefer=KERAS)
+    model = resolved.path
     precisions = list(dict.fromkeys(precisions))
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown or not precisions:
@@ -96,8 +97,7 @@ def export(model: str | Path, output: str | Path,
         shipped = " (the shipped one is default:keras)" if is_default(named) else ""
         raise BadInput(f"{model}: export takes the .keras model a training run saved"
                        + shipped)
-    keras_model = load_predictor(model).model
-    size = int(keras_model.input_shape[1])
+    keras_model = load_predictor(resolved).model
     # Scored first: a parity cache the model cannot be scored on fails before any writing.
     keras_nme = _nme(model, parity) if parity is not None else None
 
@@ -105,20 +105,12 @@ def export(model: str | Path, output: str | Path,
     keras_copy = f"{keras_model.name}.keras"
     _recover(output)
     _check_output(output, [*names.values(), keras_copy, MODEL_JSON], overwrite)
-    provenance = _provenance(model)
+    provenance = _provenance(resolved)
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=output))
     try:
-        files = []
-        for precision in precisions:
-            staged = staging / names[precision]
-            convert(keras_model, staged, precision,
-                    representative=(lambda: _calibration_images(calibration, size))
-                    if precision == "int8" else None,
-                    int8_io=int8_io and precision == "int8")
-            files.append(ExportedFile(precision, output / staged.name, staged.stat().st_size,
-                                      check_gpu(staged)))
+        files = _convert_all(keras_model, staging, output, names, calibration, int8_io)
         write_atomic(staging / keras_copy, lambda tmp: shutil.copyfile(model, tmp))
         result = ExportResult(output, output / MODEL_JSON, files, keras_nme=keras_nme,
                               keras=output / keras_copy)
@@ -153,6 +145,25 @@ def export(model: str | Path, output: str | Path,
     return result
 
 
+def _convert_all(keras_model, staging: Path, output: Path, names: dict[str, str],
+                 calibration: Cache | None, int8_io: bool) -> list[ExportedFile]:
+    """Convert every precision into `staging` and check each file against the GPU
+    delegate's rules; the files are described where they will be published."""
+    from face_keypoints.export.tflite import convert
+
+    size = int(keras_model.input_shape[1])
+    files = []
+    for precision, name in names.items():
+        staged = staging / name
+        convert(keras_model, staged, precision,
+                representative=(lambda: _calibration_images(calibration, size))
+                if precision == "int8" else None,
+                int8_io=int8_io and precision == "int8")
+        files.append(ExportedFile(precision, output / staged.name, staged.stat().st_size,
+                                  check_gpu(staged)))
+    return files
+
+
 def _recover(output: Path) -> None:
     """Finish the export a kill interrupted while moving its files in, and remove the
     staging folders of exports killed while converting."""
@@ -185,18 +196,18 @@ def _finish_commit(output: Path) -> None:
     shutil.rmtree(commit)
 
 
-def _provenance(model: Path) -> dict[str, str | None]:
+def _provenance(model: ResolvedModel) -> dict[str, str | None]:
     """The run `model` came from (its folder) and the cache its outputs were calibrated on
     (that run's metrics.json); for the .keras copy of an earlier export (such as
     `default:keras`), what that export's model.json says."""
-    from face_keypoints.train import FINISHED
+    from face_keypoints.training.run_folder import FINISHED
 
-    if _earlier_files(model.parent).get("keras") == model.name:
-        card = _earlier_card(model.parent)
-        recorded = card.get("source_run")
+    card = model.card
+    if card is not None and card.own_files().get("keras") == model.path.name:
+        recorded = card.data.get("source_run")
         if isinstance(recorded, str) and recorded:
-            return {"source_run": recorded, "calibrated_on": card.get("calibrated_on")}
-    run = model.resolve().parent
+            return {"source_run": recorded, "calibrated_on": card.data.get("calibrated_on")}
+    run = model.path.resolve().parent
     try:
         calibration = json.loads((run / FINISHED).read_text(encoding="utf-8"))["calibration"]
         calibrated_on = str(calibration["cache"])
@@ -205,24 +216,11 @@ def _provenance(model: Path) -> dict[str, str | None]:
     return {"source_run": str(run), "calibrated_on": calibrated_on}
 
 
-def _earlier_card(folder: Path) -> dict:
-    """The model.json an earlier export left in `folder`; {} if absent or unreadable (a
-    training run's folder has none)."""
-    try:
-        card = json.loads((folder / MODEL_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return card if isinstance(card, dict) else {}
-
-
 def _earlier_files(folder: Path) -> dict[str, str]:
-    """{precision or "keras": file name} of the earlier export in `folder`, keeping only
-    plain names inside it: nothing else is known to be that export's."""
-    files = _earlier_card(folder).get("files")
-    if not isinstance(files, dict):
-        return {}
-    names = {key: entry.get("file") for key, entry in files.items() if isinstance(entry, dict)}
-    return {key: n for key, n in names.items() if isinstance(n, str) and Path(n).name == n}
+    """{precision or "keras": file name} of the earlier export in `folder` ({} without a
+    readable model.json there)."""
+    card = ModelCard.find(folder)
+    return {} if card is None else card.own_files()
 
 
 def _open_nonempty(path: str | Path) -> Cache:

@@ -16,7 +16,7 @@ On a CPU the fp16 file runs as fp32 (LiteRT turns its weights back into float32)
 the int8 file runs integer kernels at about half the time. So the export measures each
 file's NME drift against fp32 and its CPU latency, and model.json's "cpu" names the
 fastest file within CPU_TOLERANCE of fp32's NME: the one predict and FaceLandmarker run
-when no precision is asked for (runtime/landmarker.cpu_model).
+when no precision is asked for (resolve_model with `cpu`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,13 +32,12 @@ import keras
 import numpy as np
 
 from face_keypoints import geometry
-from face_keypoints.fileio import write_atomic, write_json_atomic
+from face_keypoints.card import FORMAT_VERSION, ModelCard
+from face_keypoints.fileio import write_atomic
 from face_keypoints.model.network import INPUT_NAME, model_schemes
-from face_keypoints.runtime.predictor import MODEL_JSON
 from face_keypoints.schemes import get_scheme
 
 PRECISIONS = ("fp32", "fp16", "int8")
-FORMAT_VERSION = 1
 CPU_TOLERANCE = 0.01  # a file whose NME is within 1 % of fp32's may run instead of it
 CPU_RUNS = 300  # timed inferences per file, interleaved, for the CPU pick
 
@@ -112,9 +110,7 @@ def write_model_json(directory: Path, model: keras.Model, files: dict[str, str],
         "source_run": None if source_run is None else str(source_run),
         "calibrated_on": calibrated_on,
     }
-    path = directory / MODEL_JSON
-    write_json_atomic(path, card)
-    return path
+    return ModelCard.write(directory, card).path
 
 
 def _describe(path: Path) -> dict[str, object]:
@@ -157,11 +153,14 @@ def record_cpu_precision(model_json: Path, files: dict[str, Path],
     with `threads`; write into `model_json` (atomically) each one's NME (`nme`, % on
     the cache `measured_on`), its drift against fp32 and its median latency, and the
     precision `cpu_pick` makes of them. Returns that "cpu" entry."""
-    from face_keypoints.bench import benchmark_models
+    from face_keypoints.runtime.flatbuffer import read_graph
+    from face_keypoints.runtime.timing import interleaved, tflite_subject
 
-    timing = benchmark_models({p: str(path) for p, path in files.items()}, threads=threads,
-                              runs=runs, warmup=max(5, runs // 10))["models"]
-    median = {p: float(timing[p]["median_us"]) for p in files}
+    subjects = [tflite_subject(p, Path(path), threads, read_graph(path))
+                for p, path in files.items()]
+    interleaved(subjects, max(5, runs // 10))  # the warm-up
+    timed = interleaved(subjects, runs)
+    median = {p: float(np.median(timed[p])) for p in files}
     reference = nme.get("fp32")
 
     def drift(value: float | None) -> float | None:
@@ -178,7 +177,5 @@ def record_cpu_precision(model_json: Path, files: dict[str, Path],
                       "nme_drift_vs_fp32_pct": drift(nme.get(p)),
                       "median_us": round(median[p], 1)} for p in files},
     }
-    card = json.loads(Path(model_json).read_text(encoding="utf-8"))
-    card["cpu"] = entry
-    write_json_atomic(Path(model_json), card)
+    ModelCard.read(Path(model_json).parent).with_cpu(entry)
     return entry

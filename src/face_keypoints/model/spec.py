@@ -21,7 +21,7 @@ class ModelSpec:
 
     alpha: float = 0.25
     depth: int = 13
-    input_size: int = 128  # the defaults are TrainConfig's (config.py)
+    input_size: int = 128  # also TrainConfig's defaults (config.py)
     head: str = "gap"
     schemes: list[str] = field(default_factory=lambda: ["ibug68"])
     dropout: float = 0.0

@@ -15,6 +15,7 @@ import numpy as np
 from face_keypoints import geometry
 from face_keypoints.data.images import ImageError, read_rgb
 from face_keypoints.errors import BadInput
+from face_keypoints.resolve import ResolvedModel
 from face_keypoints.runtime.detector import BlazeFace
 from face_keypoints.runtime.landmarker import Landmarker
 from face_keypoints.runtime.smoothing import OneEuroParams
@@ -90,7 +91,7 @@ class FaceLandmarker:
     whole frame for new faces while fewer than `max_faces` are tracked.
     """
 
-    def __init__(self, model: str | Path | None = None, *, threads: int | None = 1,
+    def __init__(self, model: str | Path | ResolvedModel | None = None, *, threads: int | None = 1,
                  max_faces: int | None = None, scheme: str | None = None,
                  smoothing: bool = True, min_cutoff: float = OneEuroParams.min_cutoff,
                  beta: float = OneEuroParams.beta, d_cutoff: float = OneEuroParams.d_cutoff,

@@ -1,7 +1,7 @@
 """BlazeFace, MediaPipe's face detector, run with LiteRT: anchors, decoding and weighted NMS.
 
 The model file is MediaPipe's `face_detection_short_range.tflite` (Apache-2.0, shipped in
-face_keypoints/models/ with its NOTICE). Only the flatbuffer is used: the anchors, box and
+face_keypoints/shipped/ with its NOTICE). Only the flatbuffer is used: the anchors, box and
 keypoint decoding and the non-maximum suppression are written here, so nothing heavier
 than ai_edge_litert is imported at run time.
 
@@ -21,13 +21,13 @@ linear model fitted on annotated faces (benchmarks/detectors.py --fit).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from face_keypoints import geometry
 from face_keypoints.errors import BadInput
+from face_keypoints.resolve import shipped_file
 
 SHORT_RANGE_FILE = "face_detection_short_range.tflite"
 # The photo path's second pass sees the image at twice the model's input size.
@@ -129,7 +129,7 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
 
 def detector_model_path() -> Path:
     """The BlazeFace file shipped inside the package."""
-    path = Path(str(resources.files("face_keypoints.models").joinpath(SHORT_RANGE_FILE)))
+    path = shipped_file(SHORT_RANGE_FILE)
     if not path.is_file():
         raise BadInput(f"{path}: the face detector model is missing from the installed "
                        "package; reinstall face-keypoints")

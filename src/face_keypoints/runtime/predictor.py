@@ -7,16 +7,15 @@ export are measured by the same code and can be compared number for number.
 from __future__ import annotations
 
 import contextlib
-import json
 import zipfile
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from face_keypoints.card import MODEL_JSON, ModelCard
 from face_keypoints.errors import BadInput
-
-MODEL_JSON = "model.json"
+from face_keypoints.resolve import ResolvedModel, listing, resolve_model
 
 
 class Predictor(Protocol):
@@ -30,15 +29,13 @@ class Predictor(Protocol):
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
-def load_predictor(path: str | Path, threads: int | None = None) -> Predictor:
-    """Open a .keras or .tflite model; BadInput (one line) when it is not one of ours."""
-    path = Path(path)
+def load_predictor(model: str | Path | ResolvedModel, threads: int | None = None) -> Predictor:
+    """Open a .keras or .tflite model (a path, or a model resolve_model resolved, with its
+    card); BadInput (one line) when it is not one of ours."""
     if threads is not None and threads < 1:
         raise BadInput(f"threads {threads}: must be at least 1")
-    from face_keypoints.models import listing, resolve_model
-
-    if path.is_dir():
-        path = resolve_model(path)  # an export or run folder: its model file
+    resolved = model if isinstance(model, ResolvedModel) else resolve_model(Path(model))
+    path = resolved.path
     if path.exists() and not path.is_file():
         raise BadInput(f"{path}: not a regular file (a FIFO, socket or device), not a model")
     if not path.exists():
@@ -48,7 +45,7 @@ def load_predictor(path: str | Path, threads: int | None = None) -> Predictor:
     if path.suffix == ".keras":
         return KerasPredictor(path, threads)
     if path.suffix == ".tflite":
-        return TFLitePredictor(path, threads)
+        return TFLitePredictor(path, threads, resolved.card)
     raise BadInput(f"{path}: not a model file (expected .keras or .tflite)")
 
 
@@ -98,20 +95,21 @@ class TFLitePredictor:
 
     kind = "tflite"
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        card = _read_model_json(path.parent / MODEL_JSON)
+    def __init__(self, path: Path, threads: int | None = None,
+                 card: ModelCard | None = None) -> None:
+        card = card if card is not None else ModelCard.read(path.parent)
         self._interpreter = open_interpreter(path, threads)
         self.path = path
         (image,) = self._interpreter.get_input_details()
         self._input = image["index"]
         self.input_size = int(image["shape"][1])
-        if self.input_size != card["size"]:
+        if self.input_size != card.input_size:
             raise BadInput(f"{path}: input is {self.input_size} px but {MODEL_JSON} says "
-                           f"{card['size']}")
+                           f"{card.input_size}")
         by_size = {int(np.prod(o["shape"])): o["index"]
                    for o in self._interpreter.get_output_details()}
         self._outputs: dict[str, tuple[int, int]] = {}
-        for scheme, num_points in card["outputs"].items():
+        for scheme, num_points in card.outputs.items():
             if 2 * num_points not in by_size:
                 raise BadInput(f"{path}: no output of size {2 * num_points} for scheme "
                                f"{scheme} named in {MODEL_JSON}")
@@ -141,19 +139,6 @@ def open_interpreter(path: Path, threads: int | None = None):
     except (ValueError, RuntimeError) as err:
         raise BadInput(f"{path}: not a loadable TFLite model: {_first_line(err)}") from None
     return interpreter
-
-
-def _read_model_json(path: Path) -> dict:
-    """Input size and {scheme: num_points} from an export's model.json."""
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-        return {"size": int(card["input"]["size"]),
-                "outputs": {o["scheme"]: int(o["num_points"]) for o in card["outputs"]}}
-    except FileNotFoundError:
-        raise BadInput(f"{path}: missing; a .tflite needs the model.json written beside it "
-                       "by export") from None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise BadInput(f"{path}: unreadable model description: {_first_line(err)}") from None
 
 
 def _set_tf_threads(threads: int) -> None:

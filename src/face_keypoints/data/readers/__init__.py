@@ -1,4 +1,4 @@
-"""One reader per published format; each yields `Face` or `Skip` records.
+"""One reader per published format; each yields `AnnotatedFace` or `Skip` records.
 
 A reader only parses annotations: it never opens an image (prepare does, once).
 """
@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from face_keypoints.data.face import Face, Skip
+from face_keypoints.data.face import AnnotatedFace, Skip
 from face_keypoints.data.readers import aflw21, coco, merl68, pts300w, wflw, youtube68
 
-Reader = Callable[[Path, Path | None, str | None], Iterator[Face | Skip]]
+Reader = Callable[[Path, Path | None, str | None], Iterator[AnnotatedFace | Skip]]
 
 # name -> (reader, the published splits it can select with --split)
 FORMATS: dict[str, tuple[Reader, tuple[str, ...]]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from face_keypoints.data.face import Face, Skip
+from face_keypoints.data.face import AnnotatedFace, Skip
 from face_keypoints.data.readers._common import ImageFinder, csv_rows, optional_float, parse_row
 from face_keypoints.errors import BadInput
 from face_keypoints.schemes import AFLW21
@@ -23,7 +23,7 @@ def locate_csv(root: Path, annotations: Path | None, default_name: str) -> Path:
     return candidate
 
 
-def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
+def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[AnnotatedFace | Skip]:
     del split  # AFLW publishes no split of these crops
     path = locate_csv(root, annotations, "landmarks21.csv")
     base = root if root.is_dir() else path.parent
@@ -33,7 +33,7 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
 
 def read_points_csv(
     path: Path, find: ImageFinder, scheme: str, count: int
-) -> Iterator[Face | Skip]:
+) -> Iterator[AnnotatedFace | Skip]:
     """Rows of `image,yaw_degrees,x,y,...`: the AFLW-21 layout."""
     source = str(path)
     seen: dict[str, int] = {}
@@ -52,7 +52,7 @@ def read_points_csv(
             yield row
             continue
         name, points, visibility = row
-        yield Face(
+        yield AnnotatedFace(
             image=find(name),
             points=points,
             visibility=visibility,

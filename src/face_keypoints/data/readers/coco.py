@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from face_keypoints.data.face import ABSENT, OCCLUDED, VISIBLE, Face, Skip
+from face_keypoints.data.face import ABSENT, OCCLUDED, VISIBLE, AnnotatedFace, Skip
 from face_keypoints.data.readers._common import ImageFinder, check_points
 from face_keypoints.errors import BadInput
 from face_keypoints.schemes import scheme_for_count
@@ -59,7 +59,7 @@ def _has_bad_bytes(text: str) -> bool:
     return False
 
 
-def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
+def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[AnnotatedFace | Skip]:
     del split  # one JSON file is one split
     path = locate_json(root, annotations)
     data = load_json(path)
@@ -128,7 +128,7 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
             yield Skip(source, 0, f"{where}: image file_name has bytes that are not UTF-8: "
                                   f"{name.encode('utf-8', 'surrogateescape')!r}")
             continue
-        yield Face(
+        yield AnnotatedFace(
             image=find(name),
             points=points,
             visibility=visibility,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from face_keypoints.data.face import ABSENT, OCCLUDED, VISIBLE, Face, Skip
+from face_keypoints.data.face import ABSENT, OCCLUDED, VISIBLE, AnnotatedFace, Skip
 from face_keypoints.data.readers._common import (
     ImageFinder,
     check_points,
@@ -25,7 +25,7 @@ _N = IBUG68.num_points
 _STATES = {"0": ABSENT, "1": VISIBLE, "2": OCCLUDED}
 
 
-def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
+def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[AnnotatedFace | Skip]:
     path = locate_csv(root, annotations, "landmarks68.csv")
     base = root if root.is_dir() else path.parent
     find = ImageFinder([base / "images", base, path.parent.parent / "aflw21" / "images"])
@@ -78,7 +78,7 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
         if problem:
             yield Skip(source, line, problem)
             continue
-        yield Face(
+        yield AnnotatedFace(
             image=find(row["image"].strip()),
             points=points,
             visibility=visibility.astype(np.uint8),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from face_keypoints.data.face import VISIBLE, Face, Skip
+from face_keypoints.data.face import VISIBLE, AnnotatedFace, Skip
 from face_keypoints.data.readers._common import check_points, text_lines
 from face_keypoints.errors import BadInput
 from face_keypoints.schemes import scheme_for_count
@@ -89,7 +89,7 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
+def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[AnnotatedFace | Skip]:
     del split  # folders of .pts have no published split
     if annotations is not None:
         raise BadInput(f"{annotations}: the 300w format reads .pts files beside the images; "
@@ -142,7 +142,7 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
             yield Skip(str(pts), 0, problem)
             continue
         relative = pts.relative_to(root).with_suffix("")
-        yield Face(
+        yield AnnotatedFace(
             image=images[0],
             points=points,
             visibility=visibility,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from face_keypoints.data.face import VISIBLE, Face, Skip
+from face_keypoints.data.face import VISIBLE, AnnotatedFace, Skip
 from face_keypoints.data.readers._common import ImageFinder, check_points, text_lines
 from face_keypoints.errors import BadInput
 from face_keypoints.schemes import WFLW98
@@ -50,7 +50,7 @@ def photo(image_name: str) -> str:
     return image_name
 
 
-def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
+def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[AnnotatedFace | Skip]:
     if annotations is not None:
         name = annotations.name
         # list_98pt_rect_attr_test.txt, list_98pt_test_blur.txt (the test subsets), ...
@@ -105,7 +105,7 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
                 yield Skip(source, line, problem)
                 continue
             image_name = fields[-1]
-            yield Face(
+            yield AnnotatedFace(
                 image=find(image_name),
                 points=points,
                 visibility=visibility,

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from face_keypoints.data.face import Face, Skip
+from face_keypoints.data.face import AnnotatedFace, Skip
 from face_keypoints.data.readers._common import ImageFinder, csv_rows, parse_row
 from face_keypoints.errors import BadInput
 from face_keypoints.schemes import IBUG68
@@ -21,7 +21,7 @@ def person(frame_name: str) -> str:
     return re.sub(r"_\d+$", "", Path(frame_name).stem)
 
 
-def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Face | Skip]:
+def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[AnnotatedFace | Skip]:
     if annotations is not None:
         named = next((s for s, f in _FOLDERS.items() if annotations.name.startswith(f)), None)
         if split and named and named != split:
@@ -53,7 +53,7 @@ def read(root: Path, annotations: Path | None, split: str | None) -> Iterator[Fa
                 yield row
                 continue
             name, points, visibility = row
-            yield Face(
+            yield AnnotatedFace(
                 image=find(name),
                 points=points,
                 visibility=visibility,

@@ -14,16 +14,12 @@ same for several of our files at once (e.g. every precision of one export).
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from face_keypoints.errors import BadInput
-from face_keypoints.export.gpu_ops import Graph, read_graph
 from face_keypoints.peers import (
     DLIB,
     MEDIAPIPE,
@@ -31,99 +27,25 @@ from face_keypoints.peers import (
     dlib_landmarker,
     mediapipe_landmark_model,
 )
+from face_keypoints.runtime.flatbuffer import read_graph
+from face_keypoints.runtime.timing import Subject, interleaved, latency_stats, tflite_subject
 
 STATS = ("count", "min_us", "max_us", "avg_us", "std_us", "median_us", "p90_us")
 
 
-def count_macs(graph: Graph) -> int:
-    """Multiply-accumulates of the convolutions and dense layers, from their tensor shapes.
-
-    CONV_2D: output elements x kernel height x width x input channels per group (the
-    filter is OHWI); DEPTHWISE_CONV_2D: output elements x kernel area (filter 1HWO);
-    FULLY_CONNECTED: output elements x input features (weights are units x features).
-    """
-    total = 0
-    for op in graph.ops:
-        if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-            continue
-        out = math.prod(graph.tensors[op.outputs[0]].shape)
-        weights = graph.tensors[op.inputs[1]].shape
-        if op.name == "CONV_2D":
-            total += out * weights[1] * weights[2] * weights[3]
-        elif op.name == "DEPTHWISE_CONV_2D":
-            total += out * weights[1] * weights[2]
-        else:
-            total += out * weights[-1]
-    return total
-
-
-def latency_stats(samples_us: list[float]) -> dict[str, float | int]:
-    """benchmark_model's summary of timed runs (std over the runs, not a sample std)."""
-    values = np.asarray(samples_us, np.float64)
-    return {
-        "count": int(values.size),
-        "min_us": round(float(values.min()), 1),
-        "max_us": round(float(values.max()), 1),
-        "avg_us": round(float(values.mean()), 1),
-        "std_us": round(float(values.std()), 1),
-        "median_us": round(float(np.median(values)), 1),
-        "p90_us": round(float(np.percentile(values, 90)), 1),
-    }
-
-
-@dataclass
-class _Subject:
-    """One model under measurement: how to run it once, and what is known about it."""
-
-    name: str
-    model: Path
-    threads: int
-    run: Callable[[], object]
-    init_us: float
-    size_bytes: int
-    macs: int | None
-    first_us: float = 0.0
-
-    def timed(self) -> float:
-        start = time.perf_counter_ns()
-        self.run()
-        return (time.perf_counter_ns() - start) / 1000.0
-
-
-def _tflite_subject(name: str, path: Path, threads: int, graph: Graph) -> _Subject:
-    """A LiteRT interpreter with its inputs filled once; init is open + allocate."""
-    from face_keypoints.runtime.predictor import open_interpreter
-
-    start = time.perf_counter_ns()
-    interpreter = open_interpreter(path, threads)
-    init_us = (time.perf_counter_ns() - start) / 1000.0
-    rng = np.random.default_rng(0)
-    for detail in interpreter.get_input_details():
-        dtype = np.dtype(detail["dtype"])
-        if np.issubdtype(dtype, np.integer):
-            info = np.iinfo(dtype)
-            data = rng.integers(info.min, info.max, detail["shape"], dtype=dtype,
-                                endpoint=True)
-        else:
-            data = rng.uniform(0.0, 1.0, detail["shape"]).astype(dtype)
-        interpreter.set_tensor(detail["index"], data)
-    return _Subject(name, path, threads, interpreter.invoke, init_us, path.stat().st_size,
-                    count_macs(graph))
-
-
-def _dlib_subject() -> _Subject:
+def _dlib_subject() -> Subject:
     start = time.perf_counter_ns()
     run, path = dlib_landmarker()
     init_us = (time.perf_counter_ns() - start) / 1000.0
-    return _Subject(DLIB, path, 1, run, init_us, path.stat().st_size, None)
+    return Subject(DLIB, path, 1, run, init_us, path.stat().st_size, None)
 
 
-def _peers(threads: int) -> tuple[list[_Subject], dict[str, str]]:
+def _peers(threads: int) -> tuple[list[Subject], dict[str, str]]:
     """The peers that are installed, and why each missing one is missing."""
     subjects, missing = [], {}
     try:
         path = mediapipe_landmark_model()
-        subjects.append(_tflite_subject(MEDIAPIPE, path, threads, read_graph(path)))
+        subjects.append(tflite_subject(MEDIAPIPE, path, threads, read_graph(path)))
     except PeerMissing as err:
         missing[MEDIAPIPE] = str(err)
     try:
@@ -156,7 +78,7 @@ def benchmark_models(models: dict[str, str | Path], threads: int = 1, runs: int 
     Returns {"models": {name: report}, "peers": {name: report or {"missing": why}}}; every
     peer's report also has its avg and median time as a ratio of the first model's.
     """
-    from face_keypoints.models import is_default, resolve_model
+    from face_keypoints.resolve import is_default, resolve_model
     from face_keypoints.runtime.predictor import load_predictor
 
     if not models:
@@ -167,15 +89,16 @@ def benchmark_models(models: dict[str, str | Path], threads: int = 1, runs: int 
         raise BadInput("--threads and --runs must be >= 1 and --warmup >= 0")
     ours = []
     for name, named in models.items():
-        model = resolve_model(named)
+        resolved = resolve_model(named)
+        model = resolved.path
         if model.suffix != ".tflite":
             if is_default(named):
                 raise BadInput(f"{named}: benchmark measures .tflite files only; use "
                                "default, default:fp32, default:fp16 or default:int8")
             raise BadInput(f"{model}: benchmark takes an exported .tflite file")
         graph = read_graph(model)
-        load_predictor(model, threads)
-        ours.append(_tflite_subject(name, model, threads, graph))
+        load_predictor(resolved, threads)
+        ours.append(tflite_subject(name, model, threads, graph))
     subjects = list(ours)
     missing: dict[str, str] = {}
     if compare:
@@ -184,10 +107,10 @@ def benchmark_models(models: dict[str, str | Path], threads: int = 1, runs: int 
 
     for subject in subjects:
         subject.first_us = subject.timed()
-    warm = _interleaved(subjects, warmup)
-    timed = _interleaved(subjects, runs)
+    warm = interleaved(subjects, warmup)
+    timed = interleaved(subjects, runs)
 
-    def report(subject: _Subject) -> dict:
+    def report(subject: Subject) -> dict:
         stats = latency_stats(timed[subject.name])
         return {
             "model": str(subject.model),
@@ -214,16 +137,6 @@ def benchmark_models(models: dict[str, str | Path], threads: int = 1, runs: int 
     for name, reason in missing.items():
         result["peers"][name] = {"missing": reason}
     return result
-
-
-def _interleaved(subjects: list[_Subject], rounds: int) -> dict[str, list[float]]:
-    """Time every subject once per round, starting each round one subject later."""
-    times: dict[str, list[float]] = {s.name: [] for s in subjects}
-    for r in range(rounds):
-        for k in range(len(subjects)):
-            subject = subjects[(r + k) % len(subjects)]
-            times[subject.name].append(subject.timed())
-    return times
 
 
 def format_report(result: dict) -> str:

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_keypoints.bench import benchmark, count_macs, latency_stats
-from face_keypoints.export.gpu_ops import read_graph
+from face_keypoints.benchmark import benchmark
 from face_keypoints.peers import PeerMissing
+from face_keypoints.runtime.flatbuffer import count_macs, read_graph
+from face_keypoints.runtime.timing import latency_stats
 
 SIZE = 96
 JSON_KEYS = {"model", "threads", "runs", "init_us", "avg_us", "median_us", "p90_us", "fps",
