@@ -43,13 +43,14 @@ def batches(source: BatchStream) -> list:
         return list(source.epoch(0))
 
 
-def test_negatives_are_the_share_asked_and_count_no_point(caches) -> None:
+def test_negatives_come_beside_the_faces_and_count_no_point(caches) -> None:
     drawn = batches(stream(caches, BOTH, negative_p=0.3))
     presence = np.concatenate([t["presence"] for _, t, _ in drawn])
-    assert 0.2 < 1.0 - presence.mean() < 0.4
+    assert (presence == 1).sum() == 16 * len(drawn)  # every face is still drawn
+    assert (presence == 0).sum() == round(16 * 0.3) * len(drawn)
     for _, targets, masks in drawn:
         negative = targets["presence"] == 0
-        assert (masks["presence"] == 1).all()
+        assert masks["presence"][~negative].sum() == masks["presence"][negative].sum()
         for key in ("ibug68", "wflw98", "visible_ibug68", "visible_wflw98"):
             assert not masks[key][negative].any(), key
         assert masks["ibug68"][~negative].sum(axis=1).min() > 0
@@ -91,9 +92,11 @@ def test_extra_heads_output_probabilities_and_learn_with_their_losses(caches) ->
     model = build_model(spec)
     images, targets, masks = batches(stream(caches, BOTH, negative_p=0.3))[0]
     outputs = model(images)
-    assert outputs["presence"].shape == (16, 1)
-    assert outputs["visible_ibug68"].shape == (16, 68)
-    assert outputs["visible_wflw98"].shape == (16, 98)
+    faces = 16 + round(16 * 0.3)  # the batch's faces, then the negatives made beside them
+    assert len(images) == faces and (targets["presence"] == 0).sum() == faces - 16
+    assert outputs["presence"].shape == (faces, 1)
+    assert outputs["visible_ibug68"].shape == (faces, 68)
+    assert outputs["visible_wflw98"].shape == (faces, 98)
     for key in ("presence", "visible_ibug68"):
         values = np.asarray(outputs[key])
         assert ((values > 0) & (values < 1)).all()
@@ -102,11 +105,13 @@ def test_extra_heads_output_probabilities_and_learn_with_their_losses(caches) ->
                        view(images), targets, masks)
     assert len(terms) == 3
     presence_sum, presence_count, _ = terms[1]
-    assert float(presence_count) == 16
+    weights = masks["presence"]  # the negatives weigh as much as the faces in all
+    assert float(presence_count) == pytest.approx(32.0)
+    np.testing.assert_allclose(weights[targets["presence"] == 0].sum(), 16.0, rtol=1e-6)
     logit = np.asarray(view(images)["presence_logit"]).reshape(-1)
     label = targets["presence"]
     expected = np.maximum(logit, 0) - logit * label + np.log1p(np.exp(-np.abs(logit)))
-    np.testing.assert_allclose(float(presence_sum), expected.sum(), rtol=1e-4)
+    np.testing.assert_allclose(float(presence_sum), (weights * expected).sum(), rtol=1e-4)
     _, visible_count, _ = terms[2]
     assert float(visible_count) == masks["visible_ibug68"].sum() + masks["visible_wflw98"].sum()
     assert tf.math.is_finite(terms[2][0])

@@ -52,7 +52,7 @@ class AugmentConfig:
     jpeg_quality: tuple[int, int] = (30, 90)
     tight_p: float = 0.0
     tight_scale: float = 0.2
-    negative_p: float = 0.15  # share of crops that frame no face, for a presence head
+    negative_p: float = 0.15  # crops that frame no face, per face, for a presence head
 
     def __post_init__(self) -> None:
         self.zoom = _pair(self.zoom, float)

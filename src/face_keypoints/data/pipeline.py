@@ -62,8 +62,9 @@ class BatchStream:
     normalised model-crop coordinates; masks[scheme] (B, K) float32. `augment=None` frames
     samples as validation does; `align` rotates every crop so that the ground truth's
     eyes are level (augment.Augmenter). `extras` adds the targets of extra heads:
-    "presence" ((B,) 1 for a face, 0 for a crop the augmentation made to frame none,
-    `augment.negative_p` of the training samples, whose points all count as absent) and
+    "presence" (1 for a face, 0 for a crop the augmentation made to frame none: in
+    training `augment.negative_p` times the batch's faces are added as such crops, whose
+    points all count as absent, so a batch holds more than `batch_size` images) and
     "visibility" ("visible_<scheme>" (B, K) 1 seen, 0 hidden, masked to the points whose
     state is known: every point of a cache whose format marks visibility, and points the
     augmentation covered). The last partial batch is dropped when `drop_remainder`
@@ -160,18 +161,15 @@ class BatchStream:
         start = batch_index * self.batch_size
         rows = self.samples[self._order(epoch_index)[start : start + self.batch_size]]
         rng = np.random.default_rng([self.seed, epoch_index, batch_index])
+        rows, negative = self._with_negatives(rows, rng)
         size = self.input_size
         images = np.empty((len(rows), size, size, 3), dtype=np.float32)
         placed: list[np.ndarray] = []
         visible: list[np.ndarray] = []
-        negative = np.zeros(len(rows), bool)
-        # Drawn only for a presence head, so that other runs keep their random stream.
-        negatives = PRESENCE in self.extras and self.augmenter is not None
         for i, (source, row) in enumerate(rows):
             cache = self.caches[source]
             image, points, visibility = cache.images[row], cache.points[row], cache.visibility[row]
-            if negatives and rng.random() < self.augmenter.config.negative_p:
-                negative[i] = True
+            if negative[i]:
                 images[i] = self.augmenter.negative(image, rng)
                 where = np.zeros_like(points)
                 visibility = np.full_like(visibility, ABSENT)
@@ -200,12 +198,28 @@ class BatchStream:
             self._extra_targets(rows, visible, negative, targets, masks)
         return images, targets, masks
 
+    def _with_negatives(self, rows: np.ndarray,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's rows, then for a presence head in training `negative_p` times as
+        many again, picked among them, whose crops will frame no face; and which rows are
+        those. Every face of the epoch is still drawn, and other runs keep their random
+        stream (nothing is drawn for them)."""
+        negative = np.zeros(len(rows), bool)
+        if PRESENCE not in self.extras or self.augmenter is None:
+            return rows, negative
+        count = round(len(rows) * self.augmenter.config.negative_p)
+        picked = rng.choice(len(rows), count, replace=False)
+        return (np.concatenate([rows, rows[picked]]),
+                np.concatenate([negative, np.ones(count, bool)]))
+
     def _extra_targets(self, rows: np.ndarray, visible: list[np.ndarray],
                        negative: np.ndarray, targets: dict, masks: dict) -> None:
-        """Add the presence and visibility targets (see the class docstring)."""
+        """Add the presence and visibility targets (see the class docstring). Presence
+        weighs the batch's negatives as much as its faces, few as they are."""
         if PRESENCE in self.extras:
             targets[PRESENCE] = (~negative).astype(np.float32)
-            masks[PRESENCE] = np.ones(len(rows), np.float32)
+            balance = (~negative).sum() / max(int(negative.sum()), 1)
+            masks[PRESENCE] = np.where(negative, balance, 1.0).astype(np.float32)
         if VISIBILITY not in self.extras:
             return
         for head in self.schemes:

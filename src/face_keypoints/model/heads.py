@@ -315,7 +315,11 @@ class ExtraHead:
 
     name = ""
     logits = ""  # the name (or prefix, one per scheme) of its logit layers
-    WEIGHT = 1.0  # of its loss beside the point loss (a mean over what it saw)
+    HIDDEN = 64
+    # Of its loss beside the point loss (each a mean over what it saw). Its own layers
+    # learn at Adam's pace whatever the weight; the backbone they share with the points
+    # gets a tenth of their gradient, so the points lose little to them.
+    WEIGHT = 0.1
 
     @property
     def prefixes(self) -> tuple[str, ...]:
@@ -323,6 +327,14 @@ class ExtraHead:
 
     def outputs(self, vector: Tensor, schemes: dict[str, int]) -> dict[str, Tensor]:
         raise NotImplementedError
+
+    def _logits(self, vector: Tensor, count: int, suffix: str = "") -> Tensor:
+        """A hidden layer, then `count` logits named `logits + suffix`."""
+        import keras
+
+        hidden = keras.layers.Dense(self.HIDDEN, activation="relu",
+                                    name=f"{self.name}_hidden{suffix and '_' + suffix}")(vector)
+        return keras.layers.Dense(count, name=self.logits + suffix)(hidden)
 
     def extra_outputs(self, model) -> dict[str, Tensor]:
         """Its logits, which the loss reads."""
@@ -355,10 +367,7 @@ class PresenceHead(ExtraHead):
     logits = "presence_logit"
 
     def outputs(self, vector: Tensor, schemes: dict[str, int]) -> dict[str, Tensor]:
-        import keras
-
-        logit = keras.layers.Dense(1, name=self.logits)(vector)
-        return {PRESENCE: _probability(logit, PRESENCE)}
+        return {PRESENCE: _probability(self._logits(vector, 1), PRESENCE)}
 
     def loss(self, model, outputs: dict, targets: dict, masks: dict):
         import tensorflow as tf
@@ -375,13 +384,9 @@ class VisibilityHead(ExtraHead):
     logits = "visible_logits_"
 
     def outputs(self, vector: Tensor, schemes: dict[str, int]) -> dict[str, Tensor]:
-        import keras
-
-        result = {}
-        for scheme, count in schemes.items():
-            logits = keras.layers.Dense(count, name=self.logits + scheme)(vector)
-            result[visible_name(scheme)] = _probability(logits, visible_name(scheme))
-        return result
+        return {visible_name(scheme): _probability(self._logits(vector, count, scheme),
+                                                   visible_name(scheme))
+                for scheme, count in schemes.items()}
 
     def loss(self, model, outputs: dict, targets: dict, masks: dict):
         total, count = 0.0, 0.0
