@@ -33,6 +33,7 @@ import numpy as np
 
 from face_keypoints import geometry
 from face_keypoints.card import FORMAT_VERSION, ModelCard
+from face_keypoints.errors import FaceKeypointsError
 from face_keypoints.fileio import write_atomic
 from face_keypoints.model.network import INPUT_NAME, model_schemes
 from face_keypoints.schemes import get_scheme
@@ -73,8 +74,14 @@ def convert(model: keras.Model, path: Path, precision: str = "fp32",
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     # The converter prints its temporary SavedModel's signature on stdout; keep stdout clean.
-    with contextlib.redirect_stdout(io.StringIO()):
-        flatbuffer = converter.convert()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            flatbuffer = converter.convert()
+    except Exception as err:  # the converter's own errors carry no common base class
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FaceKeypointsError(f"{Path(path).name}: the TFLite converter could not make "
+                                 f"the {precision} file ({reason}); --verbose shows its "
+                                 "messages") from None
     write_atomic(Path(path), lambda tmp: tmp.write_bytes(flatbuffer))
 
 

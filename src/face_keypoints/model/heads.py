@@ -276,12 +276,15 @@ class HeatmapHead(Head):
             offset = by_point(keras.layers.Conv2D(
                 num_points, 1, kernel_initializer="zeros",
                 name=f"pip_offset_{axis}_{scheme}")(features), f"d{axis}")
-            moved = keras.layers.Multiply(name=f"pip_moved_{axis}_{scheme}")([weights, offset])
-            both = keras.layers.Concatenate(axis=-1, name=f"pip_terms_{axis}_{scheme}")(
-                [weights, moved])
-            # sum over cells of weight * (centre + cell * offset), as one dense layer
-            axes.append(_constant_sum(np.concatenate([centres, np.full(cells, grid.cell)]),
-                                      f"pip_{axis}_{scheme}")(both))
+            # Each cell's vote: its centre plus its offset (in cells), a frozen dense
+            # layer; then the sum of the votes weighted by the scores' softmax.
+            votes = keras.layers.Dense(
+                cells, trainable=False, name=f"pip_votes_{axis}_{scheme}",
+                kernel_initializer=keras.initializers.Constant(grid.cell * np.eye(cells)),
+                bias_initializer=keras.initializers.Constant(centres))(offset)
+            weighted = keras.layers.Multiply(name=f"pip_weighted_{axis}_{scheme}")(
+                [weights, votes])
+            axes.append(_constant_sum(np.ones(cells), f"pip_{axis}_{scheme}")(weighted))
         xy = keras.layers.Concatenate(axis=-1, name=f"pip_xy_{scheme}")(axes)
         flat = keras.layers.Reshape((2 * num_points,), name=f"pip_flat_{scheme}")(xy)
         return _offset_layer(num_points, scheme, start=0.5)(flat)
