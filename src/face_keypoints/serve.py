@@ -41,6 +41,9 @@ MODEL_JSON = "model.json"
 # What the page imports from node_modules; any missing means `npm ci` has not been run.
 NPM_FILES = ("@litertjs/core/dist/index.js", "@litertjs/core/wasm",
              "@litertjs/wasm-utils/dist/index.js")
+MAX_PORT = 65535
+HANDSHAKE_SECONDS = 10  # a TLS client that has not finished its handshake by then is dropped
+IDLE_SECONDS = 60  # a kept-alive connection with no request for this long is closed
 _SIOCGIFADDR = 0x8915  # Linux: an interface's IPv4 address
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8", ".json": "application/json",
@@ -107,7 +110,18 @@ def page_model(model: str | Path) -> PageModel:
     if "input_dtype" in entry:
         raise BadInput(f"{tflite}: takes {entry['input_dtype']} input; the page feeds float "
                        "models (fp16 or fp32)")
+    _check_loads(tflite)
     return PageModel(str(model), tflite, card)
+
+
+def _check_loads(tflite: Path) -> None:
+    """BadInput, as `predict` gives it, for a .tflite that LiteRT cannot load or whose
+    tensors disagree with its model.json: the page would only fail later, in a browser."""
+    from face_keypoints.quiet import native_stderr_silenced
+    from face_keypoints.runtime.predictor import load_predictor
+
+    with native_stderr_silenced():
+        load_predictor(tflite)
 
 
 def page_settings(card: dict) -> dict:
@@ -150,35 +164,63 @@ def page_settings(card: dict) -> dict:
 
 
 class PageServer(ThreadingHTTPServer):
-    """The page's HTTP(S) server; `urls()` says where to open it."""
+    """The page's HTTP(S) server; `urls()` says where to open it.
+
+    Over https the TLS handshake runs in the connection's own thread, with a timeout: in
+    `accept()` (a wrapped listening socket) one client that connects and sends nothing
+    would hold the only serving thread, and every other client with it.
+    """
 
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], handler: Callable,
                  context: ssl.SSLContext | None, model: PageModel) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, handler)
         self.scheme = "https" if context else "http"
+        self.context = context
         self.model = model
-        if context:
-            self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    def finish_request(self, request: socket.socket, client_address: tuple) -> None:
+        if self.context is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(HANDSHAKE_SECONDS)
+        try:
+            secure = self.context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError):  # no handshake in time, not TLS, or the client left
+            return
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            secure.close()
+
+    def handle_error(self, request: object, client_address: tuple) -> None:
+        """A client that leaves mid-reply (a reload while the model downloads) is normal:
+        no traceback; anything else is reported as usual."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
+            return
+        super().handle_error(request, client_address)
 
     def urls(self) -> list[tuple[str, str]]:
         """(url, where it works) for this machine and, when bound to every interface or a
         LAN address, for other devices on the network."""
         host, port = self.server_address[:2]
         local = f"{self.scheme}://localhost:{port}/"
-        if host in ("0.0.0.0", ""):
+        if host in ("0.0.0.0", "", "::"):
             return [(local, "this machine")] + [
                 (f"{self.scheme}://{address}:{port}/", "other devices on the network")
                 for address in lan_addresses()]
-        if host.startswith("127."):
+        if host.startswith("127.") or host == "::1":
             return [(local, "this machine only")]
-        return [(f"{self.scheme}://{host}:{port}/", "devices that reach this address")]
+        shown = f"[{host}]" if ":" in host else host
+        return [(f"{self.scheme}://{shown}:{port}/", "devices that reach this address")]
 
 
 def make_server(model: str | Path = "default", host: str = "0.0.0.0", port: int = 8000,
                 cert: str | Path | None = None, key: str | Path | None = None) -> PageServer:
     """A server for the page and `model`, bound but not yet serving (`serve_forever`)."""
+    check_port(port)
     web = web_folder()
     check_npm_packages(web)
     chosen = page_model(model)
@@ -199,6 +241,13 @@ def make_server(model: str | Path = "default", host: str = "0.0.0.0", port: int 
         raise BadInput(f"cannot serve on {host}:{port}: {err.strerror or err}") from None
 
 
+def check_port(port: int) -> int:
+    """`port` when it is a TCP port (0 means any free one), else BadInput."""
+    if not 0 <= port <= MAX_PORT:
+        raise BadInput(f"--port {port}: a TCP port is 0 to {MAX_PORT} (0: any free port)")
+    return port
+
+
 def serve(model: str | Path = "default", port: int = 8000, host: str = "0.0.0.0",
           cert: str | Path | None = None, key: str | Path | None = None,
           on_ready: Callable[[str], None] | None = None) -> None:
@@ -208,7 +257,7 @@ def serve(model: str | Path = "default", port: int = 8000, host: str = "0.0.0.0"
     say = on_ready or partial(print, flush=True)
     lines = [f"serving model {model} ({server.model.tflite}); open the page at"]
     lines += [f"  {url}  ({where})" for url, where in server.urls()]
-    if server.scheme == "http" and not server.server_address[0].startswith("127."):
+    if server.scheme == "http" and server.urls()[0][1] != "this machine only":
         lines.append("  phones need https for the camera and WebGPU: pass --cert and --key "
                      "(see the README's serve section); photos and WASM work over http")
     lines.append("Ctrl-C stops the server")
@@ -301,6 +350,8 @@ class _PageHandler(SimpleHTTPRequestHandler):
     """Files of web/ (node_modules included), the model's files and the generated JSON;
     no directory listings."""
 
+    timeout = IDLE_SECONDS
+
     def __init__(self, *args, web: Path, files: dict[str, Path], generated: dict[str, bytes],
                  **kwargs) -> None:
         self.web, self.files, self.generated = web, files, generated
@@ -319,6 +370,8 @@ class _PageHandler(SimpleHTTPRequestHandler):
 
     def translate_path(self, path: str) -> str:
         path = unquote(urlsplit(path).path)
+        if "\x00" in path:  # no file has a NUL in its name; the os module raises on one
+            return str(self.web / ".missing")
         if path in self.files:
             return str(self.files[path])
         if path == "/":
