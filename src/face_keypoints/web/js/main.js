@@ -154,6 +154,9 @@ async function restart() {
 async function processPhoto(source, generation) {
   say(`${source.name}: finding faces…`);
   const start = performance.now();
+  // Transparent pixels over black, as `predict` reads such a PNG (data/images.py).
+  context.fillStyle = "black";
+  context.fillRect(0, 0, canvas.width, canvas.height);
   context.drawImage(source.bitmap, 0, 0);
   const frame = context.getImageData(0, 0, canvas.width, canvas.height);
   page.faces.resetTimes();
