@@ -4,8 +4,10 @@ The page (web/ beside this file: plain JS modules, no build step) runs BlazeFace
 landmark model on WebGPU or WASM, on a camera, a photo or a video. Everything it needs
 comes from this server, so it works offline on a local network:
 
-* the page's own files, and `@litertjs/core` from `web/node_modules`, installed from the
-  committed lockfile with `npm ci --prefix <web>` (never fetched from a CDN);
+* the page's own files, and LiteRT.js (`@litertjs/core`) under /litert/: the copy an
+  installed package carries (web/litert, made from the committed lockfile when the wheel
+  is built, see litert_files.py), else a source checkout's `web/node_modules`, installed
+  with `npm ci --prefix <web>` (never fetched from a CDN);
 * the model's .tflite (fp16, what GPU delegates want) and its model.json, which tell the
   page how to crop, normalise and decode, so a user's own export works unchanged;
 * BlazeFace's .tflite, and a copy of it resized to the photo path's zoomed input;
@@ -34,13 +36,12 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from face_keypoints import litert_files
 from face_keypoints.errors import BadInput
 
 WEB_PRECISIONS = ("fp16", "fp32")  # fp16 first: half the download, the same points
 MODEL_JSON = "model.json"
-# What the page imports from node_modules; any missing means `npm ci` has not been run.
-NPM_FILES = ("@litertjs/core/dist/index.js", "@litertjs/core/wasm",
-             "@litertjs/wasm-utils/dist/index.js")
+LITERT_URL = "/litert/"  # where the page finds LiteRT.js (web/index.html's import map)
 MAX_PORT = 65535
 HANDSHAKE_SECONDS = 10  # a TLS client that has not finished its handshake by then is dropped
 IDLE_SECONDS = 60  # a kept-alive connection with no request for this long is closed
@@ -61,16 +62,13 @@ def npm_command(web: Path | None = None) -> str:
     return f"npm ci --prefix {web or web_folder()}"
 
 
-def check_npm_packages(web: Path | None = None) -> Path:
-    """web/node_modules, or BadInput with the one command that installs it."""
-    web = web or web_folder()
-    modules = web / "node_modules"
-    missing = [name for name in NPM_FILES if not (modules / name).exists()]
-    if missing:
-        raise BadInput(f"{modules / missing[0]} is missing: the page's LiteRT.js packages "
-                       f"are not installed; run `{npm_command(web)}` (needs Node.js and "
-                       "npm) and serve again")
-    return modules
+def litert_folder(web: Path | None = None) -> Path:
+    """The folder LiteRT.js is served from (the package's copy, else node_modules), or
+    BadInput with the one command that installs it."""
+    try:
+        return litert_files.find(web or web_folder())
+    except litert_files.LiteRtMissing as err:
+        raise BadInput(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -222,7 +220,7 @@ def make_server(model: str | Path = "default", host: str = "0.0.0.0", port: int 
     """A server for the page and `model`, bound but not yet serving (`serve_forever`)."""
     check_port(port)
     web = web_folder()
-    check_npm_packages(web)
+    litert = litert_folder(web)
     chosen = page_model(model)
     detector = _detector_path()
     settings = page_settings(chosen.card)
@@ -234,7 +232,8 @@ def make_server(model: str | Path = "default", host: str = "0.0.0.0", port: int 
                  "/model/detector_zoom.tflite": resized_model(detector, zoomed)}
     files = {"/model/landmarks.tflite": chosen.tflite, "/model/detector.tflite": detector}
     context = _tls_context(cert, key)
-    handler = partial(_PageHandler, web=web.resolve(), files=files, generated=generated)
+    handler = partial(_PageHandler, web=web.resolve(), litert=litert.resolve(), files=files,
+                      generated=generated)
     try:
         return PageServer((host, port), handler, context, chosen)
     except OSError as err:
@@ -347,14 +346,14 @@ def _tls_context(cert: str | Path | None, key: str | Path | None) -> ssl.SSLCont
 
 
 class _PageHandler(SimpleHTTPRequestHandler):
-    """Files of web/ (node_modules included), the model's files and the generated JSON;
-    no directory listings."""
+    """Files of web/ (node_modules aside), LiteRT.js's under /litert/, the model's files and
+    the generated JSON; no directory listings."""
 
     timeout = IDLE_SECONDS
 
-    def __init__(self, *args, web: Path, files: dict[str, Path], generated: dict[str, bytes],
-                 **kwargs) -> None:
-        self.web, self.files, self.generated = web, files, generated
+    def __init__(self, *args, web: Path, litert: Path, files: dict[str, Path],
+                 generated: dict[str, bytes], **kwargs) -> None:
+        self.web, self.litert, self.files, self.generated = web, litert, files, generated
         super().__init__(*args, **kwargs)
 
     def send_head(self):  # type: ignore[override]
@@ -376,8 +375,13 @@ class _PageHandler(SimpleHTTPRequestHandler):
             return str(self.files[path])
         if path == "/":
             path = "/index.html"
-        target = (self.web / path.lstrip("/")).resolve()
-        if not target.is_relative_to(self.web) or not target.is_file():
+        root = self.web
+        if path.startswith(LITERT_URL):
+            root, path = self.litert, path.removeprefix(LITERT_URL)
+        elif path.startswith("/node_modules/"):
+            return str(self.web / ".missing")  # one route to LiteRT.js: /litert/
+        target = (root / path.lstrip("/")).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
             return str(self.web / ".missing")  # send_head answers 404
         return str(target)
 

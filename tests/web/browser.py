@@ -29,7 +29,7 @@ TIMEOUT_MS = 120_000  # SwiftShader's WebGPU compiles slowly on a loaded machine
 def why_no_browser() -> str | None:
     """Why the page cannot be driven here, or None when it can."""
     from face_keypoints.errors import BadInput
-    from face_keypoints.serve import check_npm_packages
+    from face_keypoints.serve import litert_folder
 
     if not CHROMIUM.exists():
         return f"Chromium is not installed ({CHROMIUM}; apt-get install -y chromium)"
@@ -38,7 +38,7 @@ def why_no_browser() -> str | None:
     except ImportError:
         return "Playwright for Python is not installed (pip install -e '.[dev]')"
     try:
-        check_npm_packages()
+        litert_folder()
     except BadInput as err:
         return str(err)
     return None

@@ -26,13 +26,13 @@ from conftest import cli_command
 from face_keypoints.errors import BadInput
 from face_keypoints.models import resolve_model
 from face_keypoints.schemes import get_scheme
-from face_keypoints.serve import check_npm_packages, make_server, npm_command, web_folder
+from face_keypoints.serve import litert_folder, make_server, npm_command, web_folder
 
 
 @pytest.fixture(scope="module")
 def npm_packages() -> None:
     try:
-        check_npm_packages()
+        litert_folder()
     except BadInput as err:
         if in_ci():
             pytest.fail(f"the web tests must run in CI: {err}")
@@ -62,9 +62,11 @@ def test_the_server_sends_the_page_the_model_and_isolation_headers(npm_packages)
         ibug = get_scheme("ibug68")
         assert settings["schemes"]["ibug68"]["contours"] == [list(c) for c in ibug.contours]
         assert settings["model"]["file"] == fp16.name
-        code, headers, _ = _get(url + "node_modules/@litertjs/core/wasm/litert_wasm_internal.wasm")
+        code, headers, _ = _get(url + "litert/core/wasm/litert_wasm_internal.wasm")
         assert code == 200 and headers["Content-Type"] == "application/wasm"
-        for outside in ("%2e%2e/serve.py", "js/", "model/", "nothing.js"):
+        for outside in ("%2e%2e/serve.py", "js/", "model/", "nothing.js",
+                        "litert/%2e%2e/%2e%2e/serve.py",
+                        "node_modules/@litertjs/core/dist/index.js"):
             assert _get(url + outside)[0] == 404, outside
 
 
@@ -164,7 +166,7 @@ def test_a_client_leaving_mid_download_leaves_no_traceback(npm_packages) -> None
         for _ in range(3):
             with socket.create_connection(("127.0.0.1", port)) as client:
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                client.sendall(b"GET /node_modules/@litertjs/core/wasm/"
+                client.sendall(b"GET /litert/core/wasm/"
                                b"litert_wasm_internal.wasm HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert client.recv(4096).startswith(b"HTTP/1.0 200")
                 # close with a reset, as a browser abandoning the download does
@@ -208,9 +210,9 @@ def test_serve_refuses_a_bad_model_port_or_certificate_in_one_line(npm_packages,
 def test_missing_npm_packages_are_one_line_naming_the_command(tmp_path: Path) -> None:
     web = tmp_path / "web"
     shutil.copytree(web_folder(), web,
-                    ignore=shutil.ignore_patterns("node_modules"))
+                    ignore=shutil.ignore_patterns("node_modules", "litert"))
     with pytest.raises(BadInput) as caught:
-        check_npm_packages(web)
+        litert_folder(web)
     message = str(caught.value)
     assert "\n" not in message and f"`{npm_command(web)}`" in message
     assert npm_command(web) == f"npm ci --prefix {web}"

@@ -2,7 +2,7 @@
 
 import { Tensor, getWebGpuDevice, loadAndCompile, loadLiteRt } from "@litertjs/core";
 
-const WASM_DIR = "/node_modules/@litertjs/core/wasm/";
+const WASM_DIR = "/litert/core/wasm/";
 let loading = null;
 
 /** Load LiteRT.js's WASM once (it can be loaded only once per page). Threads need
