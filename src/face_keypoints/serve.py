@@ -219,6 +219,8 @@ def make_server(model: str | Path = "default", host: str = "0.0.0.0", port: int 
                 cert: str | Path | None = None, key: str | Path | None = None) -> PageServer:
     """A server for the page and `model`, bound but not yet serving (`serve_forever`)."""
     check_port(port)
+    from face_keypoints.runtime.landmarker import precision_of
+
     web = web_folder()
     litert = litert_folder(web)
     chosen = page_model(model)
@@ -226,9 +228,9 @@ def make_server(model: str | Path = "default", host: str = "0.0.0.0", port: int 
     settings = page_settings(chosen.card)
     zoomed = settings["detector"]["zoom"] * settings["detector"]["size"]
     generated = {"/model/model.json": _json_bytes(chosen.card),
-                 "/model/page.json": _json_bytes({**settings,
-                                                  "model": {"label": chosen.label,
-                                                            "file": chosen.tflite.name}}),
+                 "/model/page.json": _json_bytes({**settings, "model": {
+                     "label": chosen.label, "file": chosen.tflite.name,
+                     "precision": precision_of(chosen.tflite)}}),
                  "/model/detector_zoom.tflite": resized_model(detector, zoomed)}
     files = {"/model/landmarks.tflite": chosen.tflite, "/model/detector.tflite": detector}
     context = _tls_context(cert, key)

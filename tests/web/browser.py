@@ -48,9 +48,10 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-def launch(playwright, camera_clip: Path | None = None):
-    """Headless Chromium; with `camera_clip` (.y4m) as its only camera, permission given."""
-    args = list(LAUNCH_ARGS)
+def launch(playwright, camera_clip: Path | None = None, webgpu: bool = True):
+    """Headless Chromium; with `camera_clip` (.y4m) as its only camera, permission given;
+    without `webgpu`, a browser that offers no WebGPU device."""
+    args = [a for a in LAUNCH_ARGS if webgpu or a != "--enable-unsafe-webgpu"]
     if camera_clip is not None:
         args += ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                  f"--use-file-for-fake-video-capture={camera_clip}"]
