@@ -333,11 +333,13 @@ def test_a_video_json_lines_up_with_predicts_frames(wasm_page, tmp_path) -> None
         points = np.array(frame["faces"][0]["points"])
         # the sweep moves the face several px a frame: a frame off shows
         near = range(max(frame["frame"] - 2, 0), min(frame["frame"] + 3, len(python)))
-        error = {k: np.linalg.norm(points - python[k], axis=1).mean() for k in near}
+        # the centre of the points: little moved by a tracking crop, much by a frame
+        error = {k: np.linalg.norm(points.mean(axis=0) - python[k].mean(axis=0))
+                 for k in near}
         nearest.append(min(error, key=error.get) == frame["frame"])
         errors.append(error[frame["frame"]] / distance)
-    assert np.mean(nearest) >= 0.8, nearest
-    assert np.median(errors) < 0.015, errors
+    assert np.mean(nearest) >= 0.75, nearest
+    assert np.median(errors) < 0.01, errors
 
 
 def test_the_settings_cap_faces_and_raise_the_score_threshold(wasm_page) -> None:
