@@ -2,7 +2,7 @@
 // show the times, offer the points as JSON.
 
 import { quietLiteRtLog } from "./log.js";
-import { compile, hasWebGpu, startRuntime } from "./runtime.js";
+import { compile, fetchBytes, hasWebGpu, startRuntime } from "./runtime.js";
 import { FaceLandmarker, faceJson } from "./faces.js";
 import { drawFaces } from "./draw.js";
 import { cameraChoices, closeSource, openCamera, openFile } from "./media.js";
@@ -15,7 +15,7 @@ const context = canvas.getContext("2d", { willReadFrequently: true });
 const page = {
   card: null, settings: null, runtime: null, backend: null, faces: null, runners: [],
   source: null, generation: 0, working: Promise.resolve(),
-  record: null, stats: new FrameStats(), firstFrame: null,
+  record: null, stats: new FrameStats(), firstFrame: null, files: null,
 };
 
 function say(text) { $("status").textContent = text; }
@@ -62,12 +62,12 @@ async function useBackend(choice) {
   }
   say(`Compiling the models for ${backend === "webgpu" ? "WebGPU" : "WASM"}…`);
   const [detector, model] = await Promise.all([
-    compile("/model/detector.tflite", backend), compile("/model/landmarks.tflite", backend)]);
+    compile(await page.files.detector, backend), compile(await page.files.landmarks, backend)]);
   const scheme = page.faces?.scheme;
   page.runners.forEach((runner) => runner.delete());
   page.runners = [detector, model];
   const zoomed = async () => { // for photos (BlazeFace.zoomedPass)
-    const runner = await compile("/model/detector_zoom.tflite", backend);
+    const runner = await compile(await fetchBytes("/model/detector_zoom.tflite"), backend);
     page.runners.push(runner);
     return runner;
   };
@@ -246,8 +246,6 @@ function finishFrame(faces, start) {
   if (page.source.kind !== "photo") page.firstFrame ??= end; // ms since the page opened
   showStats(faces.length);
   $("download").disabled = false;
-  // The photo path's zoomed detector compiles once the first frame is out of the way.
-  page.faces.detector.zoomedPass().catch(() => {}); // a failure shows on the next photo
 }
 
 function showStats(faceCount) {
@@ -382,9 +380,13 @@ function wireControls() {
 async function main() {
   quietLiteRtLog();
   wireControls();
-  // The camera starts while the models load: the first frame comes sooner.
+  // The camera starts, and the models download, while LiteRT.js loads: the first frame
+  // comes sooner.
   const camera = openCamera($("facing").value);
   camera.catch(() => {}); // reported by startCamera below
+  page.files = { detector: fetchBytes("/model/detector.tflite"),
+                 landmarks: fetchBytes("/model/landmarks.tflite") };
+  Object.values(page.files).forEach((file) => file.catch(() => {})); // reported when used
   const [card, settings, runtime] = await Promise.all([
     fetchJson("/model/model.json"), fetchJson("/model/page.json"), startRuntime()]);
   Object.assign(page, { card, settings, runtime });
@@ -401,7 +403,9 @@ async function main() {
   await startCamera(camera);
   if (!page.source) {
     say("Waiting for a camera, photo or video");
-    page.faces.detector.zoomedPass().catch(() => {}); // ready for a photo
+    // The photo path's zoomed detector, ready for a photo; a camera never needs it (a
+    // photo opened later compiles it then), so it takes no time from the camera's frames.
+    page.faces.detector.zoomedPass().catch(() => {}); // a failure shows on the next photo
   }
 }
 
