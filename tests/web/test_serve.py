@@ -216,3 +216,20 @@ def test_missing_npm_packages_are_one_line_naming_the_command(tmp_path: Path) ->
     message = str(caught.value)
     assert "\n" not in message and f"`{npm_command(web)}`" in message
     assert npm_command(web) == f"npm ci --prefix {web}"
+
+
+def test_predict_help_says_the_precision_it_runs_and_the_page_its_own(npm_packages) -> None:
+    """`predict` runs the file model.json's "cpu" record picks (int8 for the shipped
+    models), the page the fp16 file: predict's --help says both, and page.json tells the
+    page which precision it runs, for its JSON."""
+    from face_keypoints.runtime.landmarker import cpu_model, precision_of
+
+    help_text = " ".join(subprocess.run([*cli_command(), "predict", "--help"],
+                                        capture_output=True, text=True,
+                                        check=True).stdout.split())
+    picks = {precision_of(cpu_model(name)) for name in ("default", "lite")}
+    assert picks == {"int8"} and "int8 for both shipped models" in help_text
+    assert "default:fp16 is what serve's page runs" in help_text
+    with serving("default") as url:
+        settings = json.loads(_get(url + "model/page.json")[2])
+    assert settings["model"]["precision"] == "fp16"

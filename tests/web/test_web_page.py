@@ -30,6 +30,7 @@ from browser import (
     wait_for_status,
     why_no_browser,
     worst_error,
+    write_hard_photos,
     write_y4m,
 )
 from conftest import FIXTURES, REPO
@@ -95,27 +96,7 @@ def small_face(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def hard_photos(tmp_path_factory) -> list[Path]:
-    """Photos where the page's resampling once left Python's: 1024-1279 px wide (the
-    detector's input averages 4 x 4 blocks, whose halves OpenCV rounds to even), 2048+ px
-    (8 x 8 blocks, and 4 x 4 for the zoomed pass and the face crop), and an RGBA PNG
-    whose transparent pixels Python puts over black."""
-    import cv2
-
-    folder = tmp_path_factory.mktemp("hard_photos")
-    photo = read_rgb(ASTRONAUT)
-    wide = cv2.resize(photo, (1024, 1024), interpolation=cv2.INTER_CUBIC)
-    large = cv2.resize(photo, (2100, 2100), interpolation=cv2.INTER_CUBIC)
-    y, x = np.mgrid[:photo.shape[0], :photo.shape[1]]
-    distance = np.hypot(x - photo.shape[1] / 2, y - photo.shape[0] / 2) / photo.shape[0]
-    alpha = np.clip(255 * (0.8 - distance) / 0.4, 0, 255).astype(np.uint8)  # clear corners
-    paths = [folder / "wide_1024.jpg", folder / "large_2100.jpg", folder / "transparent.png"]
-    cv2.imwrite(str(paths[0]), cv2.cvtColor(wide, cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, 95])
-    cv2.imwrite(str(paths[1]), cv2.cvtColor(large, cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, 95])
-    rgba = np.dstack([cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), alpha])
-    cv2.imwrite(str(paths[2]), rgba)
-    return paths
+    return write_hard_photos(tmp_path_factory.mktemp("hard_photos"))
 
 
 @pytest.fixture(scope="module")
