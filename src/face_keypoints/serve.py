@@ -28,7 +28,7 @@ import json
 import socket
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 from face_keypoints import litert_files
 from face_keypoints.errors import BadInput
 
+ModelChoice = str | Path | Sequence[str | Path]  # one model, or several the page offers
 WEB_PRECISIONS = ("fp16", "fp32")  # fp16 first: half the download, the same points
 MODEL_JSON = "model.json"
 LITERT_URL = "/litert/"  # where the page finds LiteRT.js (web/index.html's import map)
@@ -122,15 +123,16 @@ def _check_loads(tflite: Path) -> None:
         load_predictor(tflite)
 
 
-def page_settings(card: dict) -> dict:
-    """What the page must share with Python beyond model.json (page.json)."""
+def page_settings(*cards: dict) -> dict:
+    """What the page must share with Python beyond model.json (page.json); `cards` are the
+    model.json of every model served, whose schemes the page may draw."""
     from face_keypoints import draw
     from face_keypoints.runtime import api, detector, smoothing, tracker
     from face_keypoints.schemes import SCHEMES
 
     spec = detector.SHORT_RANGE
     schemes = {}
-    for output in card["outputs"]:
+    for output in (o for card in cards for o in card["outputs"]):
         scheme = SCHEMES.get(output["scheme"])
         if scheme is None:  # an unknown scheme is still drawn: points, no contours
             continue
@@ -170,6 +172,7 @@ class PageServer(ThreadingHTTPServer):
     """
 
     daemon_threads = True
+    models: list[PageModel]  # every model the page offers, `model` (the first) among them
 
     def __init__(self, address: tuple[str, int], handler: Callable,
                  context: ssl.SSLContext | None, model: PageModel) -> None:
@@ -215,31 +218,48 @@ class PageServer(ThreadingHTTPServer):
         return [(f"{self.scheme}://{shown}:{port}/", "devices that reach this address")]
 
 
-def make_server(model: str | Path = "default", host: str = "0.0.0.0", port: int = 8000,
+def make_server(model: ModelChoice = "default", host: str = "0.0.0.0", port: int = 8000,
                 cert: str | Path | None = None, key: str | Path | None = None) -> PageServer:
-    """A server for the page and `model`, bound but not yet serving (`serve_forever`)."""
+    """A server for the page and `model` (one, or several the page offers in a menu, the
+    first chosen at start), bound but not yet serving (`serve_forever`)."""
     check_port(port)
     from face_keypoints.runtime.landmarker import precision_of
 
     web = web_folder()
     litert = litert_folder(web)
-    chosen = page_model(model)
+    chosen = [page_model(m) for m in _model_list(model)]
     detector = _detector_path()
-    settings = page_settings(chosen.card)
+    settings = page_settings(*(m.card for m in chosen))
     zoomed = settings["detector"]["zoom"] * settings["detector"]["size"]
-    generated = {"/model/model.json": _json_bytes(chosen.card),
-                 "/model/page.json": _json_bytes({**settings, "model": {
-                     "label": chosen.label, "file": chosen.tflite.name,
-                     "precision": precision_of(chosen.tflite)}}),
+    # Model i at /model/i/; the first also at /model/, where the page starts.
+    entries = [{"label": m.label, "file": m.tflite.name, "precision": precision_of(m.tflite),
+                "card": f"/model/{i}/{MODEL_JSON}", "tflite": f"/model/{i}/landmarks.tflite"}
+               for i, m in enumerate(chosen)]
+    generated = {"/model/model.json": _json_bytes(chosen[0].card),
+                 "/model/page.json": _json_bytes({**settings, "model": entries[0],
+                                                  "models": entries}),
                  "/model/detector_zoom.tflite": resized_model(detector, zoomed)}
-    files = {"/model/landmarks.tflite": chosen.tflite, "/model/detector.tflite": detector}
+    generated |= {entry["card"]: _json_bytes(m.card) for entry, m in zip(entries, chosen,
+                                                                         strict=True)}
+    files = {"/model/landmarks.tflite": chosen[0].tflite, "/model/detector.tflite": detector}
+    files |= {entry["tflite"]: m.tflite for entry, m in zip(entries, chosen, strict=True)}
     context = _tls_context(cert, key)
     handler = partial(_PageHandler, web=web.resolve(), litert=litert.resolve(), files=files,
                       generated=generated)
     try:
-        return PageServer((host, port), handler, context, chosen)
+        server = PageServer((host, port), handler, context, chosen[0])
     except OSError as err:
         raise BadInput(f"cannot serve on {host}:{port}: {err.strerror or err}") from None
+    server.models = chosen
+    return server
+
+
+def _model_list(model: ModelChoice) -> list[str | Path]:
+    """`--model`'s models as a list: one name or path, or several."""
+    models = [model] if isinstance(model, str | Path) else list(model)
+    if not models:
+        raise BadInput("--model needs at least one model")
+    return models
 
 
 def check_port(port: int) -> int:
@@ -249,14 +269,16 @@ def check_port(port: int) -> int:
     return port
 
 
-def serve(model: str | Path = "default", port: int = 8000, host: str = "0.0.0.0",
+def serve(model: ModelChoice = "default", port: int = 8000, host: str = "0.0.0.0",
           cert: str | Path | None = None, key: str | Path | None = None,
           on_ready: Callable[[str], None] | None = None) -> None:
     """Serve the page until interrupted; `on_ready` gets the lines that say where to open
     it (default: printed)."""
     server = make_server(model, host, port, cert, key)
     say = on_ready or partial(print, flush=True)
-    lines = [f"serving model {model} ({server.model.tflite}); open the page at"]
+    served = ", ".join(f"{m.label} ({m.tflite})" for m in server.models)
+    lines = [f"serving model{'s' if len(server.models) > 1 else ''} {served}; open the page "
+             "at"]
     lines += [f"  {url}  ({where})" for url, where in server.urls()]
     if server.scheme == "http" and server.urls()[0][1] != "this machine only":
         lines.append("  phones need https for the camera and WebGPU: pass --cert and --key "

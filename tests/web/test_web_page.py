@@ -36,6 +36,7 @@ from browser import (
 from conftest import FIXTURES, REPO
 
 from face_keypoints.data.images import read_rgb
+from face_keypoints.errors import BadInput
 
 ASTRONAUT = REPO / "examples" / "astronaut.jpg"  # the detector's input is averaged
 PHOTOS = [ASTRONAUT,
@@ -410,3 +411,32 @@ def test_the_camera_menu_lists_each_camera(playwright, url, tmp_path) -> None:
         wait_for_status(page, "Camera: tracking")
     finally:
         chromium.close()
+
+
+def test_every_model_served_is_offered_and_fetched_only_when_chosen(browser) -> None:
+    """`serve --model default lite`: the Model menu offers both; the page downloads only
+    the first until the second is chosen, whose points are then Python's for it."""
+    from face_keypoints import FaceLandmarker
+    from face_keypoints.serve import page_model
+
+    try:
+        lite = page_model("lite")
+    except BadInput as err:
+        pytest.skip(str(err))
+    fetched = "performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)"
+    with serving(["default", "lite"]) as address:
+        page = open_page(browser, address, "wasm")
+        try:
+            labels = page.eval_on_selector_all("#model option", "os => os.map(o => o.text)")
+            assert [label.split()[0] for label in labels] == ["default", "lite"]
+            assert "/model/1/landmarks.tflite" not in page.evaluate(fetched)
+            page.select_option("#model", "1")
+            page.wait_for_function("document.getElementById('model-name').textContent"
+                                   ".startsWith('model lite')", timeout=60_000)
+            wait_for_status(page, *READY_OR_WAITING)
+            record = photo_result(page, ASTRONAUT)
+        finally:
+            page.close()
+    assert record["precision"] == "fp16"
+    expected = FaceLandmarker(lite.tflite).detect(ASTRONAUT)
+    assert worst_error(record, expected) < PARITY

@@ -15,7 +15,7 @@ const context = canvas.getContext("2d", { willReadFrequently: true });
 const page = {
   card: null, settings: null, runtime: null, backend: null, faces: null, runners: [],
   source: null, generation: 0, working: Promise.resolve(),
-  record: null, stats: new FrameStats(), firstFrame: null, files: null,
+  record: null, stats: new FrameStats(), firstFrame: null, files: null, model: null,
 };
 
 function say(text) { $("status").textContent = text; }
@@ -129,7 +129,11 @@ async function restart() {
   const generation = ++page.generation;
   page.faces?.reset();
   page.stats.reset();
-  if (!source || !page.faces) return;
+  if (!page.faces) return;
+  if (!source) {
+    say("Waiting for a camera, photo or video");
+    return;
+  }
   const { width, height } = source.kind === "photo" ? source.bitmap
     : { width: source.video.videoWidth, height: source.video.videoHeight };
   canvas.width = width;
@@ -138,7 +142,7 @@ async function restart() {
   // JSON stay in the camera's own coordinates.
   const facing = source.stream?.getVideoTracks()[0]?.getSettings().facingMode;
   canvas.classList.toggle("mirrored", source.kind === "camera" && facing !== "environment");
-  const common = { precision: page.settings.model.precision, scheme: page.faces.scheme };
+  const common = { precision: page.model.precision, scheme: page.faces.scheme };
   if (source.kind === "photo") {
     page.record = { image: source.name, width, height, ...common, faces: [] };
     page.working = processPhoto(source, generation).catch((error) => {
@@ -285,6 +289,32 @@ function download() {
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 }
 
+/** Run model `index` of page.json's models (what `serve --model` was given): only the
+ * chosen model is downloaded, when it is chosen. */
+async function useModel(index) {
+  const model = page.settings.models[index];
+  const [card, bytes] = await Promise.all([fetchJson(model.card), fetchBytes(model.tflite)]);
+  const previous = { card: page.card, model: page.model, files: page.files };
+  const files = { ...page.files, landmarks: Promise.resolve(bytes) };
+  Object.assign(page, { card, model, files });
+  try {
+    await useBackend(page.backend);
+  } catch (error) {
+    Object.assign(page, previous);
+    throw error;
+  }
+  showModel();
+}
+
+function showModel() {
+  $("model-name").textContent = `model ${page.model.label}: ${page.model.file}`;
+  const schemes = page.faces.schemes;
+  $("scheme").replaceChildren(...schemes.map((name) => new Option(
+    page.settings.schemes[name]?.description ?? name, name)));
+  $("scheme").value = page.faces.scheme;
+  $("scheme").disabled = schemes.length < 2;
+}
+
 /** Show the camera; `opening` is a camera already being opened (at page start, while
  * the models compile). */
 async function startCamera(opening = openCamera($("facing").value)) {
@@ -352,6 +382,12 @@ function wireControls() {
     backend.value = page.backend;
     return restart();
   }));
+  const model = $("model");
+  model.addEventListener("change", () => useModel(Number(model.value)).catch((error) => {
+    fail(error); // the model that ran before goes on
+    model.value = String(page.settings.models.indexOf(page.model));
+    return restart();
+  }));
   $("scheme").addEventListener("change", () => {
     page.faces.setScheme($("scheme").value);
     stopProcessing().then(restart).catch(fail);
@@ -389,16 +425,15 @@ async function main() {
   Object.values(page.files).forEach((file) => file.catch(() => {})); // reported when used
   const [card, settings, runtime] = await Promise.all([
     fetchJson("/model/model.json"), fetchJson("/model/page.json"), startRuntime()]);
-  Object.assign(page, { card, settings, runtime });
-  $("model-name").textContent = `model ${settings.model.label}: ${settings.model.file}`;
+  Object.assign(page, { card, settings, runtime, model: settings.models[0] });
+  $("model").replaceChildren(...settings.models.map((m, i) => new Option(
+    `${m.label} (${m.precision ?? m.file})`, String(i))));
+  $("model").disabled = settings.models.length < 2;
   $("min-score").value = String(settings.detector.min_score);
   const requested = new URLSearchParams(location.search).get("backend");
   if (["auto", "webgpu", "wasm"].includes(requested)) $("backend").value = requested;
   await useBackend($("backend").value);
-  const schemes = page.faces.schemes;
-  $("scheme").replaceChildren(...schemes.map((name) => new Option(
-    settings.schemes[name]?.description ?? name, name)));
-  $("scheme").disabled = schemes.length < 2;
+  showModel();
   say("Starting the camera…");
   await startCamera(camera);
   if (!page.source) {
