@@ -195,18 +195,7 @@ def test_the_camera_is_tracked_frame_after_frame(playwright, url, tmp_path) -> N
 def test_an_uploaded_video_is_tracked_frame_after_frame(wasm_page, tmp_path) -> None:
     """A WebM clip (VP8, written by OpenCV) of a real photo with shake and a sweep: the
     page plays it in a loop and finds the face in every frame it tracks."""
-    import cv2
-
-    from face_keypoints.video import shaken_clip
-
-    photo = read_rgb(FIXTURES / "300w" / "afw" / "261068_1.jpg")
-    path = tmp_path / "clip.webm"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 30, (320, 240))
-    if not writer.isOpened():
-        pytest.skip("this OpenCV cannot write VP8 WebM")
-    for frame, _ in shaken_clip(photo, 30, size=(320, 240), shake=0.7, sweep=10.0, seed=5):
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    path = _webm_clip(tmp_path / "clip.webm", 30, shake=0.7, sweep=10.0, seed=5)
     page = wasm_page
     upload(page, path)
     wait_for_status(page, "clip.webm: tracking")
@@ -216,6 +205,24 @@ def test_an_uploaded_video_is_tracked_frame_after_frame(wasm_page, tmp_path) -> 
     assert record["video"] == "clip.webm" and (record["width"], record["height"]) == (320, 240)
     assert len(record["frames"]) >= 10
     assert all(len(f["faces"]) == 1 for f in record["frames"])
+
+
+def _webm_clip(path: Path, frames: int, shake: float, sweep: float, seed: int) -> Path:
+    """A 320x240 VP8 WebM clip at 30 fps (written by OpenCV) of the AFW fixture photo,
+    shaken and swept (video.shaken_clip); skips where OpenCV cannot write VP8."""
+    import cv2
+
+    from face_keypoints.video import shaken_clip
+
+    photo = read_rgb(FIXTURES / "300w" / "afw" / "261068_1.jpg")
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 30, (320, 240))
+    if not writer.isOpened():
+        pytest.skip("this OpenCV cannot write VP8 WebM")
+    for frame, _ in shaken_clip(photo, frames, size=(320, 240), shake=shake, sweep=sweep,
+                                seed=seed):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
 
 
 def test_a_bad_upload_shows_one_clear_message_and_the_page_goes_on(wasm_page,
@@ -280,19 +287,9 @@ def test_a_video_json_lines_up_with_predicts_frames(wasm_page, tmp_path) -> None
     smoothing off in both) is the one nearest the page's points, nearly always (the page
     skips frames it has no time for, so its tracking crops differ a little from
     predict's, which sees every frame)."""
-    import cv2
-
     from face_keypoints.predict import predict
-    from face_keypoints.video import shaken_clip
 
-    photo = read_rgb(FIXTURES / "300w" / "afw" / "261068_1.jpg")
-    path = tmp_path / "sweep.webm"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 30, (320, 240))
-    if not writer.isOpened():
-        pytest.skip("this OpenCV cannot write VP8 WebM")
-    for frame, _ in shaken_clip(photo, 45, size=(320, 240), shake=0.0, sweep=40.0, seed=6):
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    path = _webm_clip(tmp_path / "sweep.webm", 45, shake=0.0, sweep=40.0, seed=6)
     (expected,) = predict([path], model="default:fp16", smoothing=False).results
     page = wasm_page
     page.uncheck("#smoothing")
