@@ -7,7 +7,9 @@ own figures (per frame, mean of its last 30 frames) are read once a second and t
 medians printed: detector, landmarks, the landmark model alone (run and read-back), drawing,
 the whole frame, fps, and the first frame's time after the page was opened. The Python row
 is FaceLandmarker.track on the same frames (LiteRT, 1 thread), on the same file. Then
-the page's points on three photos are compared with FaceLandmarker.detect's. WebGPU here is
+the page's points on the photos of the parity test (three photos, and the 1024 px, 2100 px
+and RGBA ones made from the sample photo) are compared with FaceLandmarker.detect's. The
+load average is printed: figures from a loaded machine are slower. WebGPU here is
 SwiftShader, a CPU emulation of a GPU: its figures check that the page runs, not how fast a
 phone's GPU is. `--screenshot PNG` also saves the page on a photo (the README's picture).
 
@@ -20,6 +22,7 @@ Needs Chromium (/usr/bin/chromium), Playwright for Python and the page's npm pac
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -36,6 +39,7 @@ from browser import (  # noqa: E402  (tests/web/browser.py drives the page for t
     serving,
     why_no_browser,
     worst_error,
+    write_hard_photos,
     write_y4m,
 )
 
@@ -104,21 +108,22 @@ def python_row(model: str, frames: list) -> dict:
     return {"frame": statistics.median(frame_ms), "landmarks": statistics.median(model_ms)}
 
 
-def parity(playwright, url: str, model: str, backends: list[str]) -> dict[str, float]:
-    """The largest point error of the page against FaceLandmarker.detect on PHOTOS, in %
+def parity(playwright, url: str, model: str, backends: list[str],
+           photos: list[Path]) -> dict[str, float]:
+    """The largest point error of the page against FaceLandmarker.detect on `photos`, in %
     of the inter-ocular distance, per backend."""
     from face_keypoints import FaceLandmarker
     from face_keypoints.serve import page_model
 
     landmarker = FaceLandmarker(page_model(model).tflite)
-    expected = {photo.name: landmarker.detect(photo) for photo in PHOTOS}
+    expected = {photo.name: landmarker.detect(photo) for photo in photos}
     browser = launch(playwright)
     worst = {}
     try:
         for backend in backends:
             page = open_page(browser, url, backend)
             worst[backend] = 100 * max(worst_error(photo_result(page, photo),
-                                                   expected[photo.name]) for photo in PHOTOS)
+                                                   expected[photo.name]) for photo in photos)
             page.close()
     finally:
         browser.close()
@@ -164,16 +169,21 @@ def main() -> int:
 
     photo = read_rgb(REPO / "tests" / "fixtures" / "300w" / "afw" / "261068_1.jpg")
     frames = [f for f, _ in shaken_clip(photo, 60, shake=0.7, sweep=20.0, seed=4)]
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright, \
             serving(args.model) as url:
         clip = write_y4m(Path(tmp) / "clip.y4m", frames)
         rows = {backend: page_row(playwright, url, clip, backend, args.seconds)
                 for backend in args.backends}
-        worst = parity(playwright, url, args.model, args.backends)
+        photos = [*PHOTOS, *write_hard_photos(Path(tmp))]
+        worst = parity(playwright, url, args.model, args.backends, photos)
         if args.screenshot:
             screenshot(playwright, url, args.screenshot)
             print(f"screenshot: {args.screenshot} ({args.screenshot.stat().st_size} B)")
     python = python_row(args.model, frames)
+    load = [max(a, b) for a, b in zip(load, os.getloadavg(), strict=True)]
+    print(f"load average (1, 5, 15 min, the higher of start and end): "
+          f"{load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} on {os.cpu_count()} cores")
     print(f"model {args.model}; 640x480 clip, one face tracked; ms per frame (medians of "
           "the page's 30-frame means)")
     print(f"{'runtime':<28}{'detector':>9}{'landmarks':>10}{'model':>8}{'drawing':>8}"
@@ -187,7 +197,7 @@ def main() -> int:
     for backend, r in rows.items():
         print(f"{backend}: {r['info']}")
     print("largest point error against FaceLandmarker.detect on "
-          f"{', '.join(p.name for p in PHOTOS)}: "
+          f"{', '.join(p.name for p in photos)}: "
           + ", ".join(f"{b} {w:.3f} %" for b, w in worst.items()) + " of the inter-ocular "
           "distance")
     return 0

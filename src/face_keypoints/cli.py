@@ -331,9 +331,12 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="MODEL",
                    help="a .tflite with its model.json beside it, a .keras, an export "
                         "folder (model.json) or run folder (best.keras); default: the "
-                        "model shipped in the package at fp16 (also written default, or "
-                        "default:fp32|fp16|int8|keras for one of its files; lite[:PRECISION] "
-                        "for the smaller shipped model)")
+                        "model shipped in the package (also written default; lite for the "
+                        "smaller one) in the precision its export measured fastest on a "
+                        "CPU within 1%% of fp32's NME (model.json's \"cpu\"): int8 for "
+                        "both shipped models, as a CPU runs the fp16 file as fp32; "
+                        "default:fp32|fp16|int8|keras runs one file, and default:fp16 is "
+                        "what serve's page runs; the JSON's \"precision\" says which ran")
     p.add_argument("--output", metavar="DIR",
                    help="folder for the annotated copies and JSON files")
     p.add_argument("--json", action="store_true",
@@ -392,17 +395,21 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                        description="Serve a page that runs BlazeFace and a landmark model "
                                    "with LiteRT.js (WebGPU, else WASM) on a camera, a photo "
                                    "or a video, and print the URLs to open, including the "
-                                   "one for a phone on the same network. The page's npm "
-                                   "packages must be installed first (see the README).")
-    p.add_argument("--model", default="default", metavar="MODEL",
+                                   "one for a phone on the same network. An installed "
+                                   "package carries LiteRT.js; a source checkout needs "
+                                   "`npm ci --prefix src/face_keypoints/web` first.")
+    p.add_argument("--model", nargs="+", default=["default"], metavar="MODEL",
                    help="default or lite (shipped models), or a folder written by export "
-                        "(its fp16 .tflite and model.json); default: default")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0: any "
-                                                          "free port)")
+                        "(its fp16 .tflite and model.json: the page runs fp16, what GPU "
+                        "delegates want, where predict runs int8); several (--model default "
+                        "lite) are offered in the page's Model menu, the first at start; "
+                        "default: default")
+    p.add_argument("--port", type=int, default=8000, help="TCP port, 0 to 65535 (default "
+                                                          "8000; 0: any free port)")
     p.add_argument("--host", default="0.0.0.0",
                    help="address to listen on (default 0.0.0.0: every interface, so a "
-                        "phone on the network can open the page; 127.0.0.1: this machine "
-                        "only)")
+                        "phone on the network can open the page; 127.0.0.1 or ::1: this "
+                        "machine only; an address with a colon is IPv6)")
     p.add_argument("--cert", metavar="PEM", help="TLS certificate: serve https, which a "
                                                  "phone needs for its camera and WebGPU")
     p.add_argument("--key", metavar="PEM", help="the certificate's private key")

@@ -4,8 +4,10 @@ The page (web/ beside this file: plain JS modules, no build step) runs BlazeFace
 landmark model on WebGPU or WASM, on a camera, a photo or a video. Everything it needs
 comes from this server, so it works offline on a local network:
 
-* the page's own files, and `@litertjs/core` from `web/node_modules`, installed from the
-  committed lockfile with `npm ci --prefix <web>` (never fetched from a CDN);
+* the page's own files, and LiteRT.js (`@litertjs/core`) under /litert/: the copy an
+  installed package carries (web/litert, made from the committed lockfile when the wheel
+  is built, see litert_files.py), else a source checkout's `web/node_modules`, installed
+  with `npm ci --prefix <web>` (never fetched from a CDN);
 * the model's .tflite (fp16, what GPU delegates want) and its model.json, which tell the
   page how to crop, normalise and decode, so a user's own export works unchanged;
 * BlazeFace's .tflite, and a copy of it resized to the photo path's zoomed input;
@@ -26,7 +28,7 @@ import json
 import socket
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -34,12 +36,16 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from face_keypoints import litert_files
+from face_keypoints.card import MODEL_JSON
 from face_keypoints.errors import BadInput
 
+ModelChoice = str | Path | Sequence[str | Path]  # one model, or several the page offers
 WEB_PRECISIONS = ("fp16", "fp32")  # fp16 first: half the download, the same points
-# What the page imports from node_modules; any missing means `npm ci` has not been run.
-NPM_FILES = ("@litertjs/core/dist/index.js", "@litertjs/core/wasm",
-             "@litertjs/wasm-utils/dist/index.js")
+LITERT_URL = "/litert/"  # where the page finds LiteRT.js (web/index.html's import map)
+MAX_PORT = 65535
+HANDSHAKE_SECONDS = 10  # a TLS client that has not finished its handshake by then is dropped
+IDLE_SECONDS = 60  # a kept-alive connection with no request for this long is closed
 _SIOCGIFADDR = 0x8915  # Linux: an interface's IPv4 address
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8", ".json": "application/json",
@@ -57,16 +63,13 @@ def npm_command(web: Path | None = None) -> str:
     return f"npm ci --prefix {web or web_folder()}"
 
 
-def check_npm_packages(web: Path | None = None) -> Path:
-    """web/node_modules, or BadInput with the one command that installs it."""
-    web = web or web_folder()
-    modules = web / "node_modules"
-    missing = [name for name in NPM_FILES if not (modules / name).exists()]
-    if missing:
-        raise BadInput(f"{modules / missing[0]} is missing: the page's LiteRT.js packages "
-                       f"are not installed; run `{npm_command(web)}` (needs Node.js and "
-                       "npm) and serve again")
-    return modules
+def litert_folder(web: Path | None = None) -> Path:
+    """The folder LiteRT.js is served from (the package's copy, else node_modules), or
+    BadInput with the one command that installs it."""
+    try:
+        return litert_files.find(web or web_folder())
+    except litert_files.LiteRtMissing as err:
+        raise BadInput(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -96,18 +99,30 @@ def page_model(model: str | Path) -> PageModel:
     if "input_dtype" in entry:
         raise BadInput(f"{tflite}: takes {entry['input_dtype']} input; the page feeds float "
                        "models (fp16 or fp32)")
+    _check_loads(tflite)
     return PageModel(str(model), tflite, card.data)
 
 
-def page_settings(card: dict) -> dict:
-    """What the page must share with Python beyond model.json (page.json)."""
+def _check_loads(tflite: Path) -> None:
+    """BadInput, as `predict` gives it, for a .tflite that LiteRT cannot load or whose
+    tensors disagree with its model.json: the page would only fail later, in a browser."""
+    from face_keypoints.quiet import native_stderr_silenced
+    from face_keypoints.runtime.predictor import load_predictor
+
+    with native_stderr_silenced():
+        load_predictor(tflite)
+
+
+def page_settings(*cards: dict) -> dict:
+    """What the page must share with Python beyond model.json (page.json); `cards` are the
+    model.json of every model served, whose schemes the page may draw."""
     from face_keypoints import draw
     from face_keypoints.runtime import api, detector, smoothing, tracker
     from face_keypoints.schemes import SCHEMES
 
     spec = detector.SHORT_RANGE
     schemes = {}
-    for output in card["outputs"]:
+    for output in (o for card in cards for o in card["outputs"]):
         scheme = SCHEMES.get(output["scheme"])
         if scheme is None:  # an unknown scheme is still drawn: points, no contours
             continue
@@ -139,65 +154,123 @@ def page_settings(card: dict) -> dict:
 
 
 class PageServer(ThreadingHTTPServer):
-    """The page's HTTP(S) server; `urls()` says where to open it."""
+    """The page's HTTP(S) server; `urls()` says where to open it.
+
+    Over https the TLS handshake runs in the connection's own thread, with a timeout: in
+    `accept()` (a wrapped listening socket) one client that connects and sends nothing
+    would hold the only serving thread, and every other client with it.
+    """
 
     daemon_threads = True
+    models: list[PageModel]  # every model the page offers, `model` (the first) among them
 
     def __init__(self, address: tuple[str, int], handler: Callable,
                  context: ssl.SSLContext | None, model: PageModel) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, handler)
         self.scheme = "https" if context else "http"
+        self.context = context
         self.model = model
-        if context:
-            self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    def finish_request(self, request: socket.socket, client_address: tuple) -> None:
+        if self.context is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(HANDSHAKE_SECONDS)
+        try:
+            secure = self.context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError):  # no handshake in time, not TLS, or the client left
+            return
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            secure.close()
+
+    def handle_error(self, request: object, client_address: tuple) -> None:
+        """A client that leaves mid-reply (a reload while the model downloads) is normal:
+        no traceback; anything else is reported as usual."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
+            return
+        super().handle_error(request, client_address)
 
     def urls(self) -> list[tuple[str, str]]:
         """(url, where it works) for this machine and, when bound to every interface or a
         LAN address, for other devices on the network."""
         host, port = self.server_address[:2]
         local = f"{self.scheme}://localhost:{port}/"
-        if host in ("0.0.0.0", ""):
+        if host in ("0.0.0.0", "", "::"):
             return [(local, "this machine")] + [
                 (f"{self.scheme}://{address}:{port}/", "other devices on the network")
                 for address in lan_addresses()]
-        if host.startswith("127."):
+        if host.startswith("127.") or host == "::1":
             return [(local, "this machine only")]
-        return [(f"{self.scheme}://{host}:{port}/", "devices that reach this address")]
+        shown = f"[{host}]" if ":" in host else host
+        return [(f"{self.scheme}://{shown}:{port}/", "devices that reach this address")]
 
 
-def make_server(model: str | Path = "default", host: str = "0.0.0.0", port: int = 8000,
+def make_server(model: ModelChoice = "default", host: str = "0.0.0.0", port: int = 8000,
                 cert: str | Path | None = None, key: str | Path | None = None) -> PageServer:
-    """A server for the page and `model`, bound but not yet serving (`serve_forever`)."""
+    """A server for the page and `model` (one, or several the page offers in a menu, the
+    first chosen at start), bound but not yet serving (`serve_forever`)."""
+    check_port(port)
+    from face_keypoints.runtime.landmarker import precision_of
+
     web = web_folder()
-    check_npm_packages(web)
-    chosen = page_model(model)
+    litert = litert_folder(web)
+    chosen = [page_model(m) for m in _model_list(model)]
     detector = _detector_path()
-    settings = page_settings(chosen.card)
+    settings = page_settings(*(m.card for m in chosen))
     zoomed = settings["detector"]["zoom"] * settings["detector"]["size"]
-    generated = {"/model/model.json": _json_bytes(chosen.card),
-                 "/model/page.json": _json_bytes({**settings,
-                                                  "model": {"label": chosen.label,
-                                                            "file": chosen.tflite.name}}),
+    # Model i at /model/i/; the first also at /model/, where the page starts.
+    entries = [{"label": m.label, "file": m.tflite.name, "precision": precision_of(m.tflite),
+                "card": f"/model/{i}/{MODEL_JSON}", "tflite": f"/model/{i}/landmarks.tflite"}
+               for i, m in enumerate(chosen)]
+    generated = {"/model/model.json": _json_bytes(chosen[0].card),
+                 "/model/page.json": _json_bytes({**settings, "model": entries[0],
+                                                  "models": entries}),
                  "/model/detector_zoom.tflite": resized_model(detector, zoomed)}
-    files = {"/model/landmarks.tflite": chosen.tflite, "/model/detector.tflite": detector}
+    generated |= {entry["card"]: _json_bytes(m.card) for entry, m in zip(entries, chosen,
+                                                                         strict=True)}
+    files = {"/model/landmarks.tflite": chosen[0].tflite, "/model/detector.tflite": detector}
+    files |= {entry["tflite"]: m.tflite for entry, m in zip(entries, chosen, strict=True)}
     context = _tls_context(cert, key)
-    handler = partial(_PageHandler, web=web.resolve(), files=files, generated=generated)
+    handler = partial(_PageHandler, web=web.resolve(), litert=litert.resolve(), files=files,
+                      generated=generated)
     try:
-        return PageServer((host, port), handler, context, chosen)
+        server = PageServer((host, port), handler, context, chosen[0])
     except OSError as err:
         raise BadInput(f"cannot serve on {host}:{port}: {err.strerror or err}") from None
+    server.models = chosen
+    return server
 
 
-def serve(model: str | Path = "default", port: int = 8000, host: str = "0.0.0.0",
+def _model_list(model: ModelChoice) -> list[str | Path]:
+    """`--model`'s models as a list: one name or path, or several."""
+    models = [model] if isinstance(model, str | Path) else list(model)
+    if not models:
+        raise BadInput("--model needs at least one model")
+    return models
+
+
+def check_port(port: int) -> int:
+    """`port` when it is a TCP port (0 means any free one), else BadInput."""
+    if not 0 <= port <= MAX_PORT:
+        raise BadInput(f"--port {port}: a TCP port is 0 to {MAX_PORT} (0: any free port)")
+    return port
+
+
+def serve(model: ModelChoice = "default", port: int = 8000, host: str = "0.0.0.0",
           cert: str | Path | None = None, key: str | Path | None = None,
           on_ready: Callable[[str], None] | None = None) -> None:
     """Serve the page until interrupted; `on_ready` gets the lines that say where to open
     it (default: printed)."""
     server = make_server(model, host, port, cert, key)
     say = on_ready or partial(print, flush=True)
-    lines = [f"serving model {model} ({server.model.tflite}); open the page at"]
+    served = ", ".join(f"{m.label} ({m.tflite})" for m in server.models)
+    lines = [f"serving model{'s' if len(server.models) > 1 else ''} {served}; open the page "
+             "at"]
     lines += [f"  {url}  ({where})" for url, where in server.urls()]
-    if server.scheme == "http" and not server.server_address[0].startswith("127."):
+    if server.scheme == "http" and server.urls()[0][1] != "this machine only":
         lines.append("  phones need https for the camera and WebGPU: pass --cert and --key "
                      "(see the README's serve section); photos and WASM work over http")
     lines.append("Ctrl-C stops the server")
@@ -287,12 +360,14 @@ def _tls_context(cert: str | Path | None, key: str | Path | None) -> ssl.SSLCont
 
 
 class _PageHandler(SimpleHTTPRequestHandler):
-    """Files of web/ (node_modules included), the model's files and the generated JSON;
-    no directory listings."""
+    """Files of web/ (node_modules aside), LiteRT.js's under /litert/, the model's files and
+    the generated JSON; no directory listings."""
 
-    def __init__(self, *args, web: Path, files: dict[str, Path], generated: dict[str, bytes],
-                 **kwargs) -> None:
-        self.web, self.files, self.generated = web, files, generated
+    timeout = IDLE_SECONDS
+
+    def __init__(self, *args, web: Path, litert: Path, files: dict[str, Path],
+                 generated: dict[str, bytes], **kwargs) -> None:
+        self.web, self.litert, self.files, self.generated = web, litert, files, generated
         super().__init__(*args, **kwargs)
 
     def send_head(self):  # type: ignore[override]
@@ -308,12 +383,19 @@ class _PageHandler(SimpleHTTPRequestHandler):
 
     def translate_path(self, path: str) -> str:
         path = unquote(urlsplit(path).path)
+        if "\x00" in path:  # no file has a NUL in its name; the os module raises on one
+            return str(self.web / ".missing")
         if path in self.files:
             return str(self.files[path])
         if path == "/":
             path = "/index.html"
-        target = (self.web / path.lstrip("/")).resolve()
-        if not target.is_relative_to(self.web) or not target.is_file():
+        root = self.web
+        if path.startswith(LITERT_URL):
+            root, path = self.litert, path.removeprefix(LITERT_URL)
+        elif path.startswith("/node_modules/"):
+            return str(self.web / ".missing")  # one route to LiteRT.js: /litert/
+        target = (root / path.lstrip("/")).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
             return str(self.web / ".missing")  # send_head answers 404
         return str(target)
 

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 CHROMIUM = Path("/usr/bin/chromium")
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "astronaut.jpg"
 LAUNCH_ARGS = ["--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run",
                "--disable-quic"]
@@ -29,7 +30,7 @@ TIMEOUT_MS = 120_000  # SwiftShader's WebGPU compiles slowly on a loaded machine
 def why_no_browser() -> str | None:
     """Why the page cannot be driven here, or None when it can."""
     from face_keypoints.errors import BadInput
-    from face_keypoints.serve import check_npm_packages
+    from face_keypoints.serve import litert_folder
 
     if not CHROMIUM.exists():
         return f"Chromium is not installed ({CHROMIUM}; apt-get install -y chromium)"
@@ -38,7 +39,7 @@ def why_no_browser() -> str | None:
     except ImportError:
         return "Playwright for Python is not installed (pip install -e '.[dev]')"
     try:
-        check_npm_packages()
+        litert_folder()
     except BadInput as err:
         return str(err)
     return None
@@ -48,13 +49,34 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-def launch(playwright, camera_clip: Path | None = None):
-    """Headless Chromium; with `camera_clip` (.y4m) as its only camera, permission given."""
-    args = list(LAUNCH_ARGS)
+def launch(playwright, camera_clip: Path | None = None, webgpu: bool = True):
+    """Headless Chromium; with `camera_clip` (.y4m) as its only camera, permission given;
+    without `webgpu`, a browser that offers no WebGPU device."""
+    args = [a for a in LAUNCH_ARGS if webgpu or a != "--enable-unsafe-webgpu"]
     if camera_clip is not None:
         args += ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                  f"--use-file-for-fake-video-capture={camera_clip}"]
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+
+
+def write_hard_photos(folder: Path) -> list[Path]:
+    """Photos where the page's resampling once left Python's, made from the sample photo:
+    1024 px wide (the detector's input averages 4 x 4 blocks, whose halves OpenCV rounds
+    to even), 2100 px (8 x 8 blocks, and 4 x 4 for the zoomed pass and the face crop),
+    and an RGBA PNG whose transparent pixels Python puts over black."""
+    from face_keypoints.data.images import read_rgb
+
+    photo = read_rgb(SAMPLE)
+    paths = [folder / "wide_1024.jpg", folder / "large_2100.jpg", folder / "transparent.png"]
+    for path, side in zip(paths[:2], (1024, 2100), strict=True):
+        resized = cv2.resize(photo, (side, side), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(path), cv2.cvtColor(resized, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+    y, x = np.mgrid[:photo.shape[0], :photo.shape[1]]
+    distance = np.hypot(x - photo.shape[1] / 2, y - photo.shape[0] / 2) / photo.shape[0]
+    alpha = np.clip(255 * (0.8 - distance) / 0.4, 0, 255).astype(np.uint8)  # clear corners
+    cv2.imwrite(str(paths[2]), np.dstack([cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), alpha]))
+    return paths
 
 
 def write_y4m(path: Path, frames: Iterable[np.ndarray], fps: int = 30) -> Path:

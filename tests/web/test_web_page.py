@@ -1,7 +1,9 @@
 """The served page in a real browser (headless Chromium, Playwright): on real photos its
 points equal FaceLandmarker.detect's on both LiteRT.js backends, a fake camera fed a clip
-is tracked frame after frame, a bad upload gets one clear message, and an export folder
-is served as the shipped model is.
+is tracked frame after frame, a video's JSON lines up with `predict`'s frames, a bad
+upload gets one clear message, the settings and controls a user expects work (faces,
+smoothing, score, drop, camera list, a phone's width), and an export folder is served as
+the shipped model is.
 
 Skips, saying why, where Chromium, Playwright or the page's npm packages are missing;
 fails instead in CI (CI=true), where .ci/run installs them.
@@ -28,17 +30,20 @@ from browser import (
     wait_for_status,
     why_no_browser,
     worst_error,
+    write_hard_photos,
     write_y4m,
 )
 from conftest import FIXTURES, REPO
 
 from face_keypoints.data.images import read_rgb
+from face_keypoints.errors import BadInput
 
 ASTRONAUT = REPO / "examples" / "astronaut.jpg"  # the detector's input is averaged
 PHOTOS = [ASTRONAUT,
           FIXTURES / "wflw" / "WFLW_images" / "7--Cheering" / "7_Cheering_Cheering_7_16.jpg",
           FIXTURES / "coco" / "300w" / "indoor_029.png"]  # a palette PNG
-PARITY = 0.005  # of the inter-ocular distance, every point
+PARITY = 0.001  # of the inter-ocular distance, every point (the issue 21 target)
+READY_OR_WAITING = ("Waiting for a camera", "Camera: tracking")
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +96,18 @@ def small_face(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def python_faces(small_face: Path) -> dict[str, list]:
+def hard_photos(tmp_path_factory) -> list[Path]:
+    return write_hard_photos(tmp_path_factory.mktemp("hard_photos"))
+
+
+@pytest.fixture(scope="module")
+def python_faces(small_face: Path, hard_photos: list[Path]) -> dict[str, list]:
     from face_keypoints import FaceLandmarker
     from face_keypoints.serve import page_model
 
     landmarker = FaceLandmarker(page_model("default").tflite)  # the file the page runs
-    faces = {photo.name: landmarker.detect(photo) for photo in [*PHOTOS, small_face]}
+    faces = {photo.name: landmarker.detect(photo)
+             for photo in [*PHOTOS, small_face, *hard_photos]}
     first_pass = landmarker.detector.detect(read_rgb(small_face))
     assert not first_pass and len(faces[small_face.name]) == 1  # the zoomed pass's face
     return faces
@@ -105,15 +116,14 @@ def python_faces(small_face: Path) -> dict[str, list]:
 @pytest.mark.parametrize("backend", ["wasm", "webgpu"])
 def test_the_page_finds_the_same_points_as_python_on_photos(browser, url, wasm_page,
                                                             python_faces, small_face,
-                                                            backend) -> None:
-    """Every point of every face within 0.5 % of the inter-ocular distance of Python's;
-    on WebGPU (SwiftShader here, slow) only the two photos of one face."""
+                                                            hard_photos, backend) -> None:
+    """Every point of every face within 0.1 % of the inter-ocular distance of Python's,
+    on every photo and both backends."""
     page = wasm_page if backend == "wasm" else open_page(browser, url, backend)
     info = page.text_content("#backend-info")
     name = {"wasm": "WASM", "webgpu": "WebGPU"}[backend]
     assert info.count(name) == 2 and info.count("fully accelerated") == 2, info
-    photos = [*PHOTOS, small_face] if backend == "wasm" else [ASTRONAUT, small_face]
-    for photo in photos:
+    for photo in [*PHOTOS, small_face, *hard_photos]:
         record = photo_result(page, photo)
         assert record["image"] == photo.name
         assert record["faces"], f"{photo.name}: no face found on {backend}"
@@ -185,18 +195,7 @@ def test_the_camera_is_tracked_frame_after_frame(playwright, url, tmp_path) -> N
 def test_an_uploaded_video_is_tracked_frame_after_frame(wasm_page, tmp_path) -> None:
     """A WebM clip (VP8, written by OpenCV) of a real photo with shake and a sweep: the
     page plays it in a loop and finds the face in every frame it tracks."""
-    import cv2
-
-    from face_keypoints.testing import shaken_clip
-
-    photo = read_rgb(FIXTURES / "300w" / "afw" / "261068_1.jpg")
-    path = tmp_path / "clip.webm"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 30, (320, 240))
-    if not writer.isOpened():
-        pytest.skip("this OpenCV cannot write VP8 WebM")
-    for frame, _ in shaken_clip(photo, 30, size=(320, 240), shake=0.7, sweep=10.0, seed=5):
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    path = _webm_clip(tmp_path / "clip.webm", 30, shake=0.7, sweep=10.0, seed=5)
     page = wasm_page
     upload(page, path)
     wait_for_status(page, "clip.webm: tracking")
@@ -206,6 +205,24 @@ def test_an_uploaded_video_is_tracked_frame_after_frame(wasm_page, tmp_path) -> 
     assert record["video"] == "clip.webm" and (record["width"], record["height"]) == (320, 240)
     assert len(record["frames"]) >= 10
     assert all(len(f["faces"]) == 1 for f in record["frames"])
+
+
+def _webm_clip(path: Path, frames: int, shake: float, sweep: float, seed: int) -> Path:
+    """A 320x240 VP8 WebM clip at 30 fps (written by OpenCV) of the AFW fixture photo,
+    shaken and swept (testing.shaken_clip); skips where OpenCV cannot write VP8."""
+    import cv2
+
+    from face_keypoints.testing import shaken_clip
+
+    photo = read_rgb(FIXTURES / "300w" / "afw" / "261068_1.jpg")
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 30, (320, 240))
+    if not writer.isOpened():
+        pytest.skip("this OpenCV cannot write VP8 WebM")
+    for frame, _ in shaken_clip(photo, frames, size=(320, 240), shake=shake, sweep=sweep,
+                                seed=seed):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
 
 
 def test_a_bad_upload_shows_one_clear_message_and_the_page_goes_on(wasm_page,
@@ -247,3 +264,176 @@ def test_an_export_folder_is_served_like_the_shipped_model(browser, python_faces
         record = photo_result(page, ASTRONAUT)
         page.close()
     assert worst_error(record, python_faces[ASTRONAUT.name]) < PARITY
+
+
+def test_the_page_json_is_predicts(wasm_page) -> None:
+    """A photo's JSON has predict's keys, in predict's order, with the precision and
+    scheme the page ran."""
+    from face_keypoints.predict import predict
+
+    record = photo_result(wasm_page, ASTRONAUT)
+    (expected,) = predict([ASTRONAUT], model="default:fp16").results
+    assert list(record) == list(expected)
+    assert (record["precision"], record["scheme"]) == (expected["precision"],
+                                                       expected["scheme"]) == ("fp16", "ibug68")
+    with wasm_page.expect_download() as saved:
+        wasm_page.click("#download")
+    assert saved.value.suggested_filename == "astronaut.ibug68.json"
+
+
+def test_a_video_json_lines_up_with_predicts_frames(wasm_page, tmp_path) -> None:
+    """Each frame of an uploaded video carries its media time and its index in the video:
+    the frame rate is the video's, and predict's frame of that index (same video,
+    smoothing off in both) is the one nearest the page's points, nearly always (the page
+    skips frames it has no time for, so its tracking crops differ a little from
+    predict's, which sees every frame)."""
+    from face_keypoints.predict import predict
+
+    path = _webm_clip(tmp_path / "sweep.webm", 45, shake=0.0, sweep=40.0, seed=6)
+    (expected,) = predict([path], model="default:fp16", smoothing=False).results
+    page = wasm_page
+    page.uncheck("#smoothing")
+    try:
+        upload(page, path)
+        wait_for_status(page, "sweep.webm: tracking")
+        page.wait_for_function("Number(document.getElementById('frames').textContent"
+                               ".split(',')[0]) >= 20", timeout=60_000)
+        record = download(page)
+    finally:
+        page.check("#smoothing")
+    assert list(record) == list(expected)
+    assert record["codec"] is None and record["precision"] == expected["precision"]
+    assert abs(record["fps"] / expected["fps"] - 1) < 0.01, (record["fps"], expected["fps"])
+    python = [np.array(f["faces"][0]["points"]) for f in expected["frames"]]
+    distance = ocular(python[0], "ibug68")
+    nearest, errors = [], []
+    for frame in record["frames"]:
+        assert abs(frame["time"] * expected["fps"] - frame["frame"]) < 0.1, frame["time"]
+        points = np.array(frame["faces"][0]["points"])
+        # the sweep moves the face several px a frame: a frame off shows
+        near = range(max(frame["frame"] - 2, 0), min(frame["frame"] + 3, len(python)))
+        # the centre of the points: little moved by a tracking crop, much by a frame
+        error = {k: np.linalg.norm(points.mean(axis=0) - python[k].mean(axis=0))
+                 for k in near}
+        nearest.append(min(error, key=error.get) == frame["frame"])
+        errors.append(error[frame["frame"]] / distance)
+    assert np.mean(nearest) >= 0.75, nearest
+    assert np.median(errors) < 0.01, errors
+
+
+def test_the_settings_cap_faces_and_raise_the_score_threshold(wasm_page) -> None:
+    from face_keypoints import FaceLandmarker
+    from face_keypoints.serve import page_model
+
+    cheering = PHOTOS[1]
+    landmarker = FaceLandmarker(page_model("default").tflite, max_faces=2)
+    best_two = landmarker.detect(cheering)
+    page = wasm_page
+    page.fill("#max-faces", "2")
+    page.dispatch_event("#max-faces", "change")
+    try:
+        record = photo_result(page, cheering)
+        assert len(record["faces"]) == 2 and worst_error(record, best_two) < PARITY
+        page.fill("#max-faces", "")
+        page.dispatch_event("#max-faces", "change")
+        page.fill("#min-score", "0.95")
+        page.dispatch_event("#min-score", "change")
+        strict = FaceLandmarker(page_model("default").tflite, min_score=0.95).detect(cheering)
+        record = photo_result(page, cheering)
+        assert len(record["faces"]) == len(strict) < len(FaceLandmarker(
+            page_model("default").tflite).detect(cheering))
+    finally:
+        page.fill("#max-faces", "")
+        page.fill("#min-score", "0.5")
+        page.dispatch_event("#min-score", "change")
+
+
+def test_a_photo_dropped_on_the_page_is_read(wasm_page) -> None:
+    page = wasm_page
+    data = list(ASTRONAUT.read_bytes())
+    page.evaluate("""([name, bytes]) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(bytes)], name, {type: "image/jpeg"}));
+        document.querySelector("main").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    }""", ["dropped.jpg", data])
+    page.wait_for_function("document.getElementById('status').textContent"
+                           " === 'dropped.jpg: 1 face'", timeout=60_000)
+
+
+@pytest.mark.parametrize("width", [360, 390])
+def test_a_phone_width_needs_no_sideways_scroll(browser, url, width) -> None:
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    try:
+        page.goto(f"{url}?backend=wasm")
+        wait_for_status(page, *READY_OR_WAITING)
+        overflow = page.evaluate("document.documentElement.scrollWidth"
+                                 " - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{overflow} px of sideways scroll at {width} px"
+    finally:
+        page.close()
+
+
+def test_no_webgpu_is_said_and_kept_and_the_menu_says_wasm(playwright, url) -> None:
+    """Asked for WebGPU where there is none, the page says it runs on WASM, keeps saying
+    so after start-up (no camera), its Backend menu shows WASM, and LiteRT.js's log and
+    the missing camera are no console errors."""
+    chromium = launch(playwright, webgpu=False)
+    try:
+        page = chromium.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{url}?backend=webgpu")
+        wait_for_status(page, "Waiting for a camera")
+        assert "running on WASM" in page.text_content("#notice")
+        assert page.is_visible("#notice")
+        assert page.input_value("#backend") == "wasm"
+        assert "no camera was found" in message(page)
+        assert errors == [], errors
+    finally:
+        chromium.close()
+
+
+def test_the_camera_menu_lists_each_camera(playwright, url, tmp_path) -> None:
+    frames = [np.full((240, 320, 3), 90, np.uint8)] * 5
+    clip = write_y4m(tmp_path / "grey.y4m", frames)
+    chromium = launch(playwright, camera_clip=clip)
+    try:
+        page = open_page(chromium, url, "wasm")
+        page.wait_for_function("document.querySelectorAll('#facing option').length > 2",
+                               timeout=30_000)
+        values = page.eval_on_selector_all("#facing option", "os => os.map(o => o.value)")
+        assert values[:2] == ["user", "environment"] and values[2].startswith("device:")
+        page.select_option("#facing", values[2])
+        wait_for_status(page, "Camera: tracking")
+    finally:
+        chromium.close()
+
+
+def test_every_model_served_is_offered_and_fetched_only_when_chosen(browser) -> None:
+    """`serve --model default lite`: the Model menu offers both; the page downloads only
+    the first until the second is chosen, whose points are then Python's for it."""
+    from face_keypoints import FaceLandmarker
+    from face_keypoints.serve import page_model
+
+    try:
+        lite = page_model("lite")
+    except BadInput as err:
+        pytest.skip(str(err))
+    fetched = "performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)"
+    with serving(["default", "lite"]) as address:
+        page = open_page(browser, address, "wasm")
+        try:
+            labels = page.eval_on_selector_all("#model option", "os => os.map(o => o.text)")
+            assert [label.split()[0] for label in labels] == ["default", "lite"]
+            assert "/model/1/landmarks.tflite" not in page.evaluate(fetched)
+            page.select_option("#model", "1")
+            page.wait_for_function("document.getElementById('model-name').textContent"
+                                   ".startsWith('model lite')", timeout=60_000)
+            wait_for_status(page, *READY_OR_WAITING)
+            record = photo_result(page, ASTRONAUT)
+        finally:
+            page.close()
+    assert record["precision"] == "fp16"
+    expected = FaceLandmarker(lite.tflite).detect(ASTRONAUT)
+    assert worst_error(record, expected) < PARITY

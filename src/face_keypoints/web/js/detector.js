@@ -63,6 +63,7 @@ export class BlazeFace {
     this.zoomed = zoomed;
     this.zoomedReady = null;
     this.anchors = ssdAnchors(spec);
+    this.minScore = spec.min_score; // the page's confidence setting may raise or lower it
     const byWidth = runner.outputs.map((o, k) => [o.shape[o.shape.length - 1], k])
       .sort((p, q) => q[0] - p[0]);
     [this.regressorsAt, this.scoresAt] = byWidth.map(([, k]) => k);
@@ -83,7 +84,7 @@ export class BlazeFace {
     const input = toInput(warp(frame, matrix, size), this.spec.range);
     const outputs = await this.runner.run(input);
     const regressors = outputs[this.regressorsAt], logits = outputs[this.scoresAt];
-    const floor = logit(minScore ?? this.spec.min_score);
+    const floor = logit(minScore ?? this.minScore);
     const width = regressors.length / this.anchors.length;
     const candidates = [];
     for (let a = 0; a < this.anchors.length; a++) {
@@ -118,7 +119,7 @@ export class BlazeFace {
       return found;
     }
     const zoomed = await this.zoomedPass();
-    const floor = Math.max(this.spec.zoom_min_score, this.spec.min_score);
+    const floor = Math.max(this.spec.zoom_min_score, this.minScore);
     const start = zoomed.ms;
     for (const detection of await zoomed.detect(frame, null, floor)) {
       if (found.every((kept) => covered(detection.box, kept.box) < 0.5)) found.push(detection);

@@ -16,6 +16,18 @@ export class FaceLandmarker {
     this.landmarker = new Landmarker(model, card);
     this.tracker = new Tracker(this.detector, this.landmarker, settings.detector,
                                settings.tracking, settings.smoothing);
+    this.maxFaces = null;
+  }
+
+  /** The page's settings, as `predict`'s options: at most `maxFaces` faces (null: all),
+   * best detector score first; One Euro smoothing of streams on or off; the detector's
+   * score threshold (FaceLandmarker's min_score). A stream starts again from them. */
+  configure({ maxFaces, smoothing, minScore }) {
+    this.maxFaces = maxFaces;
+    this.tracker.maxFaces = maxFaces;
+    this.tracker.smoothing = smoothing ? this.settings.smoothing : null;
+    this.detector.minScore = minScore;
+    this.tracker.reset();
   }
 
   get schemes() { return this.landmarker.schemes; }
@@ -32,7 +44,8 @@ export class FaceLandmarker {
   /** Every face of a photo, best detector score first. */
   async detect(frame) {
     const faces = [];
-    for (const detection of await this.detector.detectPhoto(frame)) {
+    const found = await this.detector.detectPhoto(frame);
+    for (const detection of found.slice(0, this.maxFaces ?? found.length)) {
       const sq = landmarkSquare(detection, this.settings.detector, this.landmarker.scale);
       faces.push(this.face(await this.landmarker.detectedPoints(frame, sq), detection.score));
     }

@@ -1,8 +1,19 @@
 // Where frames come from: the camera, an uploaded photo or an uploaded video. Each
 // failure is an Error whose message is the one line the page shows.
 
+/** [value, label] of each camera openCamera takes: front and back, then every camera the
+ * browser names (it names them once the user has allowed one), as "device:ID". */
+export async function cameraChoices() {
+  const choices = [["user", "front"], ["environment", "back"]];
+  const devices = await navigator.mediaDevices?.enumerateDevices?.() ?? [];
+  devices.filter((d) => d.kind === "videoinput" && d.deviceId).forEach((d, i) => {
+    choices.push([`device:${d.deviceId}`, d.label || `camera ${i + 1}`]);
+  });
+  return choices;
+}
+
 /** {kind: "camera", video, stream} from the front ("user") or back ("environment")
- * camera. */
+ * camera, or the camera "device:ID". */
 export async function openCamera(facing) {
   if (!navigator.mediaDevices?.getUserMedia) {
     throw new Error("The camera needs a secure page: open it on https (serve --cert and " +
@@ -12,7 +23,9 @@ export async function openCamera(facing) {
   try {
     stream = await navigator.mediaDevices.getUserMedia({
       audio: false,
-      video: { facingMode: { ideal: facing }, width: { ideal: 640 }, height: { ideal: 480 } },
+      video: { ...(facing.startsWith("device:")
+        ? { deviceId: { exact: facing.slice("device:".length) } }
+        : { facingMode: { ideal: facing } }), width: { ideal: 640 }, height: { ideal: 480 } },
     });
   } catch (error) {
     const reasons = {

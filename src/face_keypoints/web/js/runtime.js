@@ -2,7 +2,7 @@
 
 import { Tensor, getWebGpuDevice, loadAndCompile, loadLiteRt } from "@litertjs/core";
 
-const WASM_DIR = "/node_modules/@litertjs/core/wasm/";
+const WASM_DIR = "/litert/core/wasm/";
 let loading = null;
 
 /** Load LiteRT.js's WASM once (it can be loaded only once per page). Threads need
@@ -72,10 +72,18 @@ export class Runner {
   }
 }
 
-/** Compile the .tflite at `url` on "webgpu" or "wasm". WebGPU computes in fp32: fp16
+/** The bytes of the file at `url`: fetched while LiteRT.js's WASM loads, not after. */
+export async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: ${response.status} ${response.statusText}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** Compile a .tflite (its bytes) on "webgpu" or "wasm". WebGPU computes in fp32: fp16
  * moved BlazeFace's regressors by 0.15 px, so the page would not give Python's answers. */
-export async function compile(url, backend) {
+export async function compile(bytes, backend) {
   const options = { accelerator: backend };
   if (backend === "webgpu") options.gpuOptions = { precision: "fp32" };
-  return new Runner(await loadAndCompile(url, options), backend);
+  // a copy: the same bytes compile again when the user switches backends
+  return new Runner(await loadAndCompile(bytes.slice(), options), backend);
 }

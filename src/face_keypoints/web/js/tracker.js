@@ -19,9 +19,10 @@ export function lost(points, sq, width, height, rules) {
 }
 
 export class Tracker {
-  /** `rules`: page.json's tracking; `smoothing`: its One Euro parameters, or null. */
-  constructor(detector, landmarker, detectorSpec, rules, smoothing) {
-    Object.assign(this, { detector, landmarker, detectorSpec, rules, smoothing });
+  /** `rules`: page.json's tracking; `smoothing`: its One Euro parameters, or null;
+   * `maxFaces`: how many faces to follow at most (null: all). */
+  constructor(detector, landmarker, detectorSpec, rules, smoothing, maxFaces = null) {
+    Object.assign(this, { detector, landmarker, detectorSpec, rules, smoothing, maxFaces });
     this.reset();
   }
 
@@ -48,7 +49,8 @@ export class Tracker {
     }
     this.tracks = this.distinct(kept);
     this.sinceDetection += 1;
-    if (!this.tracks.length || this.sinceDetection >= this.rules.redetect_every) {
+    const room = this.maxFaces === null || this.tracks.length < this.maxFaces;
+    if (!this.tracks.length || (room && this.sinceDetection >= this.rules.redetect_every)) {
       await this.addNewFaces(frame);
       this.sinceDetection = 0;
     }
@@ -65,6 +67,7 @@ export class Tracker {
     this.searches += 1;
     const followed = this.tracks.map((t) => corners(this.landmarker.cropSquare(t.points)));
     for (const detection of await this.detector.detect(frame)) {
+      if (this.maxFaces !== null && this.tracks.length >= this.maxFaces) break;
       const sq = landmarkSquare(detection, this.detectorSpec, this.landmarker.scale);
       if (followed.length && Math.max(...iou(corners(sq), followed)) > this.rules.match_iou) {
         continue;
