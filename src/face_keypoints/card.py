@@ -3,7 +3,10 @@ writes it.
 
 A card tells a runtime what the flatbuffer cannot: the input size and range, which output
 is which landmark scheme, the file of each precision (with its sha256 and size), and the
-file a CPU should run (`cpu`, measured by export/tflite.record_cpu_precision). Every verb
+NME of each file on the export's validation faces with the latency measured there (`cpu`,
+written by export/tflite.record_cpu_precision; which files a CPU may run is read from its
+NMEs, which one is fastest is measured where the model runs, runtime/cpu_precision.py), and
+the extra outputs beside the points (a face-presence score, per-point visibility). Every verb
 that loads an export goes through `ModelCard`, so a damaged card is reported in the same
 line wherever it is met.
 """
@@ -11,6 +14,7 @@ line wherever it is met.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +23,17 @@ from face_keypoints.fileio import write_json_atomic
 
 MODEL_JSON = "model.json"
 FORMAT_VERSION = 1
+CPU_TOLERANCE = 0.01  # a file whose NME is within 1 % of fp32's may run instead of it
+
+
+def within_tolerance(nme: dict[str, float | None]) -> list[str]:
+    """The precisions of `nme` ({precision: NME}) within CPU_TOLERANCE of fp32's (fp32
+    itself always is); none without a finite NME for fp32."""
+    reference = nme.get("fp32")
+    if reference is None or not math.isfinite(reference):
+        return []
+    return [p for p, value in nme.items() if value is not None and math.isfinite(value)
+            and value <= reference * (1.0 + CPU_TOLERANCE)]
 
 
 @dataclass(frozen=True)
@@ -117,13 +132,17 @@ class ModelCard:
             return None
         return next((p for p, name in self.files.items() if name == Path(path).name), None)
 
-    @property
-    def cpu_precision(self) -> str | None:
-        """The precision the export measured fastest on a CPU within the tolerance of fp32's
-        NME, or None when it has no such record (or picked the .keras)."""
+    def cpu_candidates(self) -> list[str]:
+        """The precisions a CPU may run in place of fp32: those whose NME the export
+        measured within CPU_TOLERANCE of fp32's (its "cpu" record), in the card's order;
+        none when the card has no such record (an export without --val)."""
         cpu = self.data.get("cpu")
-        pick = cpu.get("precision") if isinstance(cpu, dict) else None
-        return pick if isinstance(pick, str) and pick != "keras" else None
+        files = cpu.get("files") if isinstance(cpu, dict) else None
+        if not isinstance(files, dict):
+            return []
+        nme = {str(p): entry.get("nme_pct") for p, entry in files.items()
+               if isinstance(entry, dict) and isinstance(entry.get("nme_pct"), int | float)}
+        return [p for p in within_tolerance(nme) if p != "keras"]
 
     def with_cpu(self, entry: dict) -> ModelCard:
         """The card with `entry` as its "cpu" record, written to disk."""

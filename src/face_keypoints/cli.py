@@ -331,9 +331,15 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="MODEL",
                    help="a .tflite with its model.json beside it, a .keras, an export "
                         "folder (model.json) or run folder (best.keras); default: the "
-                        "model shipped in the package at fp16 (also written default, or "
-                        "default:fp32|fp16|int8|keras for one of its files; lite[:PRECISION] "
-                        "for the smaller shipped model)")
+                        "model shipped in the package (also written default), in the "
+                        "precision fastest on this CPU among those within 1 %% of fp32's "
+                        "NME (timed at first use, cached per machine; the JSON's "
+                        "\"precision\" says which ran); default:fp32|fp16|int8|keras for "
+                        "one of its files, lite[:PRECISION] for the smaller shipped model, "
+                        "FOLDER:PRECISION for one file of an export folder")
+    p.add_argument("--precision", metavar="PRECISION",
+                   help="run this file of the model (fp32, fp16, int8 or keras) instead of "
+                        "the one timed fastest here: the same as --model MODEL:PRECISION")
     p.add_argument("--output", metavar="DIR",
                    help="folder for the annotated copies and JSON files")
     p.add_argument("--json", action="store_true",
@@ -368,7 +374,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         result = predict(inputs=args.input, model=args.model, output=args.output,
                          threads=args.threads, camera=args.camera, max_faces=args.max_faces,
                          smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff,
-                         beta=args.beta, scheme=args.scheme, on_result=show,
+                         beta=args.beta, scheme=args.scheme, precision=args.precision,
+                         on_result=show,
                          on_failure=lambda line: print(f"failed {line}", file=sys.stderr,
                                                        flush=True))
     except BrokenPipeError:  # the reader left (`--json | head -1`): stop quietly

@@ -80,11 +80,11 @@ class FaceLandmarker:
     """Face detection (BlazeFace) + a landmark model, for photos and streams.
 
     `model` is a .tflite with its model.json or a .keras (default: the model shipped in
-    the package, in the precision its export measured fastest on a CPU within 1 % of
-    fp32's NME; `default:fp32`, `default:fp16`, `default:int8`, `default:keras` pick
-    one of its files). `precision` says which file runs. `scheme` picks the head of a
-    model with several (ibug68 by default; wflw98 for the 98 WFLW points): every Face
-    and the tracking are in its points.
+    the package, in the precision fastest on this CPU among those within 1 % of fp32's
+    NME, timed at first use and cached per machine; `default:fp32`, `default:fp16`,
+    `default:int8`, `default:keras` pick one of its files). `precision` says which file
+    runs. `scheme` picks the head of a model with several (ibug68 by default; wflw98
+    for the 98 WFLW points): every Face and the tracking are in its points.
     `max_faces` caps the faces reported (best detector scores first). For `track`:
     `smoothing` turns the One Euro filter on (`min_cutoff`, `beta`, `d_cutoff`, see
     OneEuroParams) and `redetect_every` is how many frames pass between searches of the

@@ -8,6 +8,7 @@ the same affine.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from face_keypoints import geometry
 from face_keypoints.errors import BadInput
 from face_keypoints.resolve import ResolvedModel, resolve_model
+from face_keypoints.runtime.cpu_precision import fastest
 from face_keypoints.runtime.detector import Detection, landmark_square
 from face_keypoints.runtime.predictor import load_predictor
 from face_keypoints.schemes import IBUG68, Scheme, get_scheme
@@ -32,8 +34,9 @@ class Landmarker:
     """Points of one scheme of a model (.tflite with its model.json, or .keras).
 
     Without `model` (or with `default`), the default model shipped in the package, in
-    the precision its export measured fastest on a CPU within 1 % of fp32's NME
-    (resolve_model's `cpu`); `default:PRECISION` one file of it. A model trained
+    the precision fastest on this CPU among those within 1 % of fp32's NME (timed at
+    first use and cached: runtime/cpu_precision.py); `default:PRECISION` one file of it,
+    and an export folder the same way. A model trained
     on caches of several schemes has one head per scheme: `scheme` picks one (default
     DEFAULT_SCHEME, or the model's first head when it has none of that scheme).
     `precision` says which file runs (None for a file no model.json names).
@@ -41,7 +44,7 @@ class Landmarker:
 
     def __init__(self, model: str | Path | ResolvedModel | None = None,
                  threads: int | None = None, scheme: str | None = None) -> None:
-        self.model = resolve_model(model, cpu=True)
+        self.model = resolve_model(model, choose=partial(fastest, threads=threads))
         self.path = self.model.path
         self.precision = self.model.precision
         self._predictor = load_predictor(self.model, threads)
