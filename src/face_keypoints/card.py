@@ -23,6 +23,9 @@ from face_keypoints.fileio import write_json_atomic
 
 MODEL_JSON = "model.json"
 FORMAT_VERSION = 1
+POINTS_PREFIX = "points_"  # a scheme's (2K,) points output: points_<scheme>
+PRESENCE = "presence"  # the (1,) probability that the crop frames a face as training does
+VISIBLE_PREFIX = "visible_"  # a scheme's (K,) probabilities that each point is seen
 CPU_TOLERANCE = 0.01  # a file whose NME is within 1 % of fp32's may run instead of it
 
 
@@ -95,11 +98,55 @@ class ModelCard:
 
     @property
     def outputs(self) -> dict[str, int]:
-        """{scheme: number of points}, in the order of the model's heads."""
-        outputs = {str(o["scheme"]): int(o["num_points"]) for o in self.data["outputs"]}
+        """{scheme: number of points} of the points outputs, in the order of the model's
+        heads (entries without a "kind" are points: cards written before the others)."""
+        outputs = {str(o["scheme"]): int(o["num_points"]) for o in self.data["outputs"]
+                   if o.get("kind", "points") == "points"}
         if not outputs or not all(outputs) or min(outputs.values()) < 1:
             raise ValueError("no outputs")
         return outputs
+
+    @property
+    def has_presence(self) -> bool:
+        """Whether the model has a face-presence output (older exports do not)."""
+        return any(o.get("kind") == PRESENCE for o in self.data["outputs"])
+
+    @property
+    def visible(self) -> dict[str, int]:
+        """{scheme: number of points} of the per-point visibility outputs (none in older
+        exports)."""
+        return {str(o["scheme"]): int(o["num_points"]) for o in self.data["outputs"]
+                if o.get("kind") == "visible"}
+
+    @staticmethod
+    def describe_outputs(names: list[str]) -> list[dict]:
+        """The "outputs" entries of a model whose outputs are `names` (points_<scheme>,
+        presence, visible_<scheme>): what a runtime reads each one as."""
+        from face_keypoints.schemes import get_scheme
+
+        entries: list[dict] = []
+        for name in names:
+            if name == PRESENCE:
+                entries.append({"name": name, "kind": PRESENCE, "shape": [1, 1],
+                                "layout": "probability that the crop frames a face as "
+                                          "training does"})
+                continue
+            if not name.startswith((POINTS_PREFIX, VISIBLE_PREFIX)):
+                continue  # a training-only tensor, not exported
+            kind, scheme = (("points", name.removeprefix(POINTS_PREFIX))
+                            if name.startswith(POINTS_PREFIX) else
+                            ("visible", name.removeprefix(VISIBLE_PREFIX)))
+            points = get_scheme(scheme)
+            entry = {"name": name, "kind": kind, "scheme": scheme,
+                     "num_points": points.num_points}
+            if kind == "points":
+                entry |= {"point_names": list(points.names),
+                          "layout": "x0,y0,x1,y1,... normalised to the crop (pixel / input "
+                                    "size)"}
+            else:
+                entry["layout"] = "probability that each point is seen, in point order"
+            entries.append(entry)
+        return entries
 
     @property
     def files(self) -> dict[str, str | None]:

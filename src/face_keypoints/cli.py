@@ -316,6 +316,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     from face_keypoints.runtime.smoothing import OneEuroParams
+    from face_keypoints.runtime.tracker import MIN_TRACKING_CONFIDENCE
     from face_keypoints.schemes import SCHEMES
 
     p = sub.add_parser("predict", help="landmarks on photos, videos or a camera",
@@ -361,6 +362,11 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beta", type=_finite, default=OneEuroParams.beta, metavar="B",
                    help="One Euro filter: cutoff gain with speed, higher lags less "
                         "(default %(default)s)")
+    p.add_argument("--min-tracking-confidence", type=_finite, metavar="P",
+                   default=MIN_TRACKING_CONFIDENCE,
+                   help="face presence (0 to 1) that keeps a tracked face in videos, for "
+                        "a model with a presence output; without one, BlazeFace checks "
+                        "the face's crop (default %(default)s)")
     p.set_defaults(run=_run_predict)
 
 
@@ -375,6 +381,7 @@ def _run_predict(args: argparse.Namespace) -> int:
                          threads=args.threads, camera=args.camera, max_faces=args.max_faces,
                          smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff,
                          beta=args.beta, scheme=args.scheme, precision=args.precision,
+                         min_tracking_confidence=args.min_tracking_confidence,
                          on_result=show,
                          on_failure=lambda line: print(f"failed {line}", file=sys.stderr,
                                                        flush=True))

@@ -35,8 +35,7 @@ import numpy as np
 from face_keypoints import geometry
 from face_keypoints.card import CPU_TOLERANCE, FORMAT_VERSION, ModelCard, within_tolerance
 from face_keypoints.fileio import write_atomic
-from face_keypoints.model.network import INPUT_NAME, model_schemes
-from face_keypoints.schemes import get_scheme
+from face_keypoints.model.network import INPUT_NAME
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CPU_RUNS = 300  # timed inferences per file, interleaved, for the CPU pick
@@ -97,15 +96,7 @@ def write_model_json(directory: Path, model: keras.Model, files: dict[str, str],
             "color": "RGB",
             "crop": {"rule": "square around the face box", "scale": geometry.MODEL_SCALE},
         },
-        "outputs": [
-            {
-                "scheme": name,
-                "num_points": get_scheme(name).num_points,
-                "point_names": list(get_scheme(name).names),
-                "layout": "x0,y0,x1,y1,... normalised to the crop (pixel / input size)",
-            }
-            for name in model_schemes(model)
-        ],
+        "outputs": ModelCard.describe_outputs(list(model.output_names)),
         "files": {precision: _describe(directory / file) for precision, file in files.items()},
         "source_run": None if source_run is None else str(source_run),
         "calibrated_on": calibrated_on,
