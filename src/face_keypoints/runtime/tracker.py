@@ -8,6 +8,10 @@ track ends when the answer is no:
 * the landmarks must look like a face framed as in training (`lost`): a regression model
   returns some shape whatever it is shown, but off a face the shape shrinks or drifts
   from the crop's centre or out of the image;
+* nor may they shrink below SHRINK_LIMIT of the face's size when a whole-frame search
+  last saw it: a face leaving the frame drags the crop after its last visible part (an
+  ear, hair), and the shape shrinks there a little each frame, each step within
+  SIDE_RANGE, while a real face does not recede that fast between two searches;
 * a model with a face-presence output answers itself, as MediaPipe's does: the track is
   kept while its presence stays at least `min_tracking_confidence`, and no detector runs
   on tracked crops;
@@ -40,6 +44,7 @@ MAX_OFFSET = 0.15  # landmark box centre from the crop centre, in crop sides
 MIN_INSIDE = 0.5  # fraction of the points that must lie inside the image
 TRACK_MIN_SCORE = 0.3  # detector score on the crop that keeps a track (no presence output)
 MIN_TRACKING_CONFIDENCE = 0.5  # presence that keeps a track (MediaPipe's default)
+SHRINK_LIMIT = 0.6  # crop side, against the side when a whole-frame search last saw it
 MATCH_IOU = 0.3  # a detection and a track are one face above this crop overlap
 SAME_FACE_IOU = 0.5  # two tracks above this crop overlap have converged on one face
 
@@ -68,7 +73,8 @@ class Track:
     ones reported; `score` the face's confidence in the latest frame: the detector's on
     the frame that found it, then the model's presence where it has that output, else
     the detector's score on the crop;
-    `presence` and `visible` the model's readings (None without those outputs).
+    `presence` and `visible` the model's readings (None without those outputs); `seen`
+    the side of its crop when a whole-frame search last found it.
     """
 
     points: np.ndarray
@@ -77,6 +83,7 @@ class Track:
     smoother: OneEuroFilter | None
     presence: float | None = None
     visible: np.ndarray | None = None
+    seen: float = 0.0
 
     def update(self, reading: Reading, score: float) -> None:
         self.points, self.score = reading.points, score
@@ -113,7 +120,8 @@ class Tracker:
         for track in self.tracks:
             square = crop_square(track.points)
             reading = self.landmarker.read(frame, square)
-            if lost(reading.points, square, width, height):
+            if (lost(reading.points, square, width, height)
+                    or crop_square(reading.points).side < SHRINK_LIMIT * track.seen):
                 continue
             score = self._still_there(frame, square, reading)
             if score is not None:
@@ -148,14 +156,17 @@ class Tracker:
             if self.max_faces is not None and len(self.tracks) >= self.max_faces:
                 break
             square = landmark_square(detection)
-            if followed and iou(_corners(square), np.array(followed)).max() > MATCH_IOU:
+            overlaps = iou(_corners(square), np.array(followed)) if followed else np.zeros(0)
+            if overlaps.size and overlaps.max() > MATCH_IOU:
+                self.tracks[int(overlaps.argmax())].seen = square.side
                 continue
             reading = self.landmarker.detected(frame, detection)
             if (reading.presence is not None
                     and reading.presence < self.min_tracking_confidence):
                 continue  # the detector saw a face the landmark model does not frame
             smoother = None if self.smoothing is None else OneEuroFilter(self.smoothing)
-            track = Track(reading.points, reading.points, detection.score, smoother)
+            track = Track(reading.points, reading.points, detection.score, smoother,
+                          seen=crop_square(reading.points).side)
             track.update(reading, detection.score)
             self.tracks.append(track)
             followed.append(_corners(crop_square(reading.points)))
