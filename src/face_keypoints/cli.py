@@ -96,7 +96,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
     config_only = ", ".join(f"{name} {getattr(defaults, name)}" for name in
                             ("weight_decay", "warmup_epochs", "dropout", "steps_per_epoch",
-                             "augment", "align"))
+                             "augment", "align", "extras"))
     p = sub.add_parser("train", help="train a landmark model on prepared caches",
                        description="Train MobileNetV1 landmark regression. Settings come "
                                    "from --config (or the run's own config.yaml when "

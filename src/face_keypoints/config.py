@@ -15,7 +15,7 @@ import yaml
 
 from face_keypoints.errors import BadInput
 from face_keypoints.fileio import write_text_atomic
-from face_keypoints.model.heads import HEAD_NAMES
+from face_keypoints.model.heads import EXTRA_NAMES, HEAD_NAMES
 from face_keypoints.model.losses import LOSSES
 from face_keypoints.model.spec import ModelSpec
 
@@ -53,6 +53,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     dropout: float = ModelSpec.dropout
+    # Outputs beside the points (model/heads.py EXTRA_HEADS): "presence", "visibility".
+    extras: list[str] = field(default_factory=list)
     early_stopping: int = 0  # never: the cosine decay is planned for all `epochs`
     seed: int = 0
     distribute: str = "none"
@@ -72,7 +74,8 @@ class TrainConfig:
         """The network these settings train, with one head per scheme; BadInput naming
         the setting Keras could not build or we do not offer."""
         spec = ModelSpec(alpha=self.alpha, depth=self.depth, input_size=self.input_size,
-                         head=self.head, schemes=list(schemes), dropout=self.dropout)
+                         head=self.head, schemes=list(schemes), dropout=self.dropout,
+                         extras=list(self.extras))
         try:
             spec.check()
         except ValueError as err:
@@ -137,6 +140,9 @@ class TrainConfig:
             raise BadInput("--qat-epochs must be >= 0")
         if self.head not in HEAD_NAMES:
             raise BadInput(f"--head {self.head}: choose one of {', '.join(HEAD_NAMES)}")
+        unknown = [name for name in self.extras if name not in EXTRA_NAMES]
+        if unknown:
+            raise BadInput(f"extras {unknown[0]}: choose from {', '.join(EXTRA_NAMES)}")
         if self.loss not in LOSSES:
             raise BadInput(f"--loss {self.loss}: choose one of {', '.join(LOSSES)}")
         if self.distribute not in DISTRIBUTE:

@@ -52,6 +52,7 @@ class AugmentConfig:
     jpeg_quality: tuple[int, int] = (30, 90)
     tight_p: float = 0.0
     tight_scale: float = 0.2
+    negative_p: float = 0.15  # share of crops that frame no face, for a presence head
 
     def __post_init__(self) -> None:
         self.zoom = _pair(self.zoom, float)
@@ -59,7 +60,7 @@ class AugmentConfig:
         self.occlusion_size = _pair(self.occlusion_size, float)
         self.jpeg_quality = _pair(self.jpeg_quality, int)
         for name in ("flip_p", "grayscale_p", "blur_p", "occlusion_p", "jpeg_p", "tight_p",
-                     "tight_scale"):
+                     "tight_scale", "negative_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augment {name}={getattr(self, name)}: must be in [0, 1]")
         for name in ("rotation", "shift", "brightness", "contrast", "saturation"):
@@ -172,13 +173,38 @@ class Augmenter:
             visibility = visibility.copy()
         if rng.random() < c.occlusion_p:
             crop = _occlude(crop, placed, visibility, c.occlusion_size, rng)
+        return self._photometric(crop, rng), placed, visibility
+
+    def negative(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A crop of the same photo that frames no face as training frames one, with the
+        usual photometric changes: a part of the face or its surroundings seen close up
+        (zoom 2.5-5x), the frame moved 0.6-1 of its side off the face (what a tracker's
+        crop holds once the face has left it), or a face under 40 % of the frame."""
+        c, size = self.config, self.input_size
+        kind = int(rng.integers(3))
+        if kind == 0:
+            zoom, shift = rng.uniform(2.5, 5.0), rng.uniform(-0.35, 0.35, 2)
+        elif kind == 1:
+            direction = rng.uniform(0.0, 2.0 * np.pi)
+            zoom = rng.uniform(0.8, 1.25)
+            shift = rng.uniform(0.6, 1.0) * np.array([np.cos(direction), np.sin(direction)])
+        else:
+            zoom, shift = rng.uniform(0.25, 0.4), rng.uniform(-0.2, 0.2, 2)
+        matrix = geometry.model_matrix(image.shape[0], size,
+                                       angle=float(rng.uniform(-c.rotation, c.rotation)),
+                                       zoom=float(zoom), shift=(float(shift[0]), float(shift[1])))
+        return self._photometric(geometry.warp(np.asarray(image), matrix, size), rng)
+
+    def _photometric(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Colour, blur and JPEG changes, after the warp."""
+        c = self.config
         crop = _colour(crop, c, rng)
         if rng.random() < c.blur_p:
             k = 2 * int(rng.integers(c.blur_kernel[0] // 2, c.blur_kernel[1] // 2 + 1)) + 1
             crop = cv2.GaussianBlur(crop, (k, k), 0)
         if rng.random() < c.jpeg_p:
             crop = _jpeg(crop, int(rng.integers(c.jpeg_quality[0], c.jpeg_quality[1] + 1)))
-        return crop, placed, visibility
+        return crop
 
 
 def _occlude(

@@ -21,7 +21,9 @@ import numpy as np
 
 from face_keypoints.data.augment import AugmentConfig, Augmenter, model_input
 from face_keypoints.data.cache import Cache
-from face_keypoints.data.face import ABSENT
+from face_keypoints.data.face import ABSENT, OCCLUDED, VISIBLE
+from face_keypoints.data.readers import MARKS_VISIBILITY
+from face_keypoints.data.targets import EXTRA_TARGETS, PRESENCE, VISIBILITY, visible_name
 from face_keypoints.schemes import get_scheme, map_points, mapping_matrix
 
 Batch = tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]
@@ -59,7 +61,12 @@ class BatchStream:
     images are float32 (B, S, S, 3) RGB 0..255; targets[scheme] (B, K, 2) float32 in
     normalised model-crop coordinates; masks[scheme] (B, K) float32. `augment=None` frames
     samples as validation does; `align` rotates every crop so that the ground truth's
-    eyes are level (augment.Augmenter). The last partial batch is dropped when `drop_remainder`
+    eyes are level (augment.Augmenter). `extras` adds the targets of extra heads:
+    "presence" ((B,) 1 for a face, 0 for a crop the augmentation made to frame none,
+    `augment.negative_p` of the training samples, whose points all count as absent) and
+    "visibility" ("visible_<scheme>" (B, K) 1 seen, 0 hidden, masked to the points whose
+    state is known: every point of a cache whose format marks visibility, and points the
+    augmentation covered). The last partial batch is dropped when `drop_remainder`
     (default: when shuffling, i.e. training) and kept otherwise. `workers` threads make
     batches ahead, at most `prefetch` each. Stop early with `close()` or a `with` block.
     """
@@ -78,6 +85,7 @@ class BatchStream:
         prefetch: int = 4,
         weights: list[float] | None = None,
         align: bool = False,
+        extras: tuple[str, ...] | list[str] = (),
     ) -> None:
         if not schemes:
             raise ValueError("a stream needs at least one head scheme")
@@ -92,6 +100,10 @@ class BatchStream:
         self.augmenter = (Augmenter(augment, input_size, align) if augment is not None
                           else None)
         self.align = align
+        self.extras = tuple(extras)
+        unknown = set(self.extras) - set(EXTRA_TARGETS)
+        if unknown:
+            raise ValueError(f"no targets for extra heads {sorted(unknown)}")
         self.seed = seed
         self.shuffle = shuffle
         self.drop_remainder = shuffle if drop_remainder is None else drop_remainder
@@ -152,10 +164,18 @@ class BatchStream:
         images = np.empty((len(rows), size, size, 3), dtype=np.float32)
         placed: list[np.ndarray] = []
         visible: list[np.ndarray] = []
+        negative = np.zeros(len(rows), bool)
+        # Drawn only for a presence head, so that other runs keep their random stream.
+        negatives = PRESENCE in self.extras and self.augmenter is not None
         for i, (source, row) in enumerate(rows):
             cache = self.caches[source]
             image, points, visibility = cache.images[row], cache.points[row], cache.visibility[row]
-            if self.augmenter is not None:
+            if negatives and rng.random() < self.augmenter.config.negative_p:
+                negative[i] = True
+                images[i] = self.augmenter.negative(image, rng)
+                where = np.zeros_like(points)
+                visibility = np.full_like(visibility, ABSENT)
+            elif self.augmenter is not None:
                 images[i], where, visibility = self.augmenter(image, points, visibility,
                                                               cache.scheme, rng)
             else:
@@ -176,7 +196,31 @@ class BatchStream:
             for head in self.schemes:
                 targets[head][members], masks[head][members] = self.routes[(name, head)].fill(
                     points, visibility)
+        if self.extras:
+            self._extra_targets(rows, visible, negative, targets, masks)
         return images, targets, masks
+
+    def _extra_targets(self, rows: np.ndarray, visible: list[np.ndarray],
+                       negative: np.ndarray, targets: dict, masks: dict) -> None:
+        """Add the presence and visibility targets (see the class docstring)."""
+        if PRESENCE in self.extras:
+            targets[PRESENCE] = (~negative).astype(np.float32)
+            masks[PRESENCE] = np.ones(len(rows), np.float32)
+        if VISIBILITY not in self.extras:
+            return
+        for head in self.schemes:
+            count = get_scheme(head).num_points
+            seen = np.zeros((len(rows), count), np.float32)
+            known = np.zeros((len(rows), count), np.float32)
+            for i, (source, _) in enumerate(rows):
+                cache = self.caches[source]
+                if negative[i] or cache.scheme.name != head:
+                    continue  # states are not mapped between schemes
+                state = visible[i]
+                seen[i] = state == VISIBLE
+                marked = cache.manifest.get("format") in MARKS_VISIBILITY
+                known[i] = np.ones(count) if marked else state == OCCLUDED
+            targets[visible_name(head)], masks[visible_name(head)] = seen, known
 
     def _order(self, epoch_index: int) -> np.ndarray:
         """`order`, kept for the epoch in progress (workers ask once a batch)."""

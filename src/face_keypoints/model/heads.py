@@ -4,8 +4,10 @@ Points are in normalised model-crop coordinates: pixel / input size, so (0, 0) i
 crop's top-left pixel centre and 1 is its width. Every head is one class in `HEADS`: what
 it reads from the backbone (`features`, built once and shared by the schemes), a scheme's
 output (`points`), the extra tensors its loss reads (`extra_outputs`), its loss, and how
-a fresh one starts at a shape. train.py, export and the runtime call only the functions
-at the bottom of this module, never asking which head a model has.
+a fresh one starts at a shape. Extra heads (`EXTRA_HEADS`: presence, visibility) add
+outputs beside the points with losses of their own. train.py, export and the runtime
+call only the functions at the bottom of this module, never asking which heads a model
+has.
 
 * gap: global average pooling (MobileNet's classifier head; discards position);
 * flatten: every cell of the map feeds the dense layer (keeps position, more weights);
@@ -31,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from face_keypoints.data.targets import PRESENCE, VISIBILITY, visible_name
 from face_keypoints.model.codecs import CellGrid, SimCC
 
 Tensor = Any  # a KerasTensor while building, a tf.Tensor in a loss
@@ -304,6 +307,117 @@ class HeatmapHead(Head):
         centre whatever the start shape: a fresh head starts there."""
 
 
+class ExtraHead:
+    """An output beside the points, from the same backbone: what it builds from the
+    deepest map's average (shared by every extra head), the logits its loss reads, and
+    its loss against the batch's targets[name] / masks[name] (data/pipeline.py fills
+    them for every extra head a model has)."""
+
+    name = ""
+    logits = ""  # the name (or prefix, one per scheme) of its logit layers
+    WEIGHT = 1.0  # of its loss beside the point loss (a mean over what it saw)
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return ("extra_", self.logits, self.name)
+
+    def outputs(self, vector: Tensor, schemes: dict[str, int]) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def extra_outputs(self, model) -> dict[str, Tensor]:
+        """Its logits, which the loss reads."""
+        return {layer.name: layer.output for layer in model.layers
+                if layer.name.startswith(self.logits)}
+
+    def loss(self, model, outputs: dict, targets: dict, masks: dict):
+        raise NotImplementedError
+
+
+def _binary_loss(logits, labels, mask):
+    """Masked sum of sigmoid cross-entropies and the mask's sum."""
+    import tensorflow as tf
+
+    values = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+    return tf.reduce_sum(values * mask), tf.reduce_sum(mask)
+
+
+def _probability(logits: Tensor, name: str) -> Tensor:
+    import keras
+
+    return keras.layers.Activation("sigmoid", name=name)(logits)
+
+
+class PresenceHead(ExtraHead):
+    """The probability that the crop frames a face as training frames one: what a
+    tracker asks before it trusts a crop made from the last frame's points."""
+
+    name = PRESENCE
+    logits = "presence_logit"
+
+    def outputs(self, vector: Tensor, schemes: dict[str, int]) -> dict[str, Tensor]:
+        import keras
+
+        logit = keras.layers.Dense(1, name=self.logits)(vector)
+        return {PRESENCE: _probability(logit, PRESENCE)}
+
+    def loss(self, model, outputs: dict, targets: dict, masks: dict):
+        import tensorflow as tf
+
+        logits = tf.reshape(outputs[self.logits], (-1,))
+        return _binary_loss(logits, targets[PRESENCE], masks[PRESENCE])
+
+
+class VisibilityHead(ExtraHead):
+    """Per point, the probability that it is seen (not hidden by the face itself or
+    covered by an object), for every scheme of the model."""
+
+    name = VISIBILITY
+    logits = "visible_logits_"
+
+    def outputs(self, vector: Tensor, schemes: dict[str, int]) -> dict[str, Tensor]:
+        import keras
+
+        result = {}
+        for scheme, count in schemes.items():
+            logits = keras.layers.Dense(count, name=self.logits + scheme)(vector)
+            result[visible_name(scheme)] = _probability(logits, visible_name(scheme))
+        return result
+
+    def loss(self, model, outputs: dict, targets: dict, masks: dict):
+        total, count = 0.0, 0.0
+        for name in [n for n in outputs if n.startswith(self.logits)]:
+            key = visible_name(name[len(self.logits):])
+            s, n = _binary_loss(outputs[name], targets[key], masks[key])
+            total, count = total + s, count + n
+        return total, count
+
+
+EXTRA_HEADS: dict[str, ExtraHead] = {head.name: head for head in (
+    PresenceHead(), VisibilityHead())}
+EXTRA_NAMES = tuple(EXTRA_HEADS)
+
+
+def extra_outputs(stages: list[Tensor], extras: list[str],
+                  schemes: dict[str, int]) -> dict[str, Tensor]:
+    """Every extra head's outputs, from one average of the deepest map."""
+    import keras
+
+    if not extras:
+        return {}
+    vector = keras.layers.GlobalAveragePooling2D(name="extra_pool")(stages[-1])
+    result = {}
+    for name in extras:
+        result.update(EXTRA_HEADS[name].outputs(vector, schemes))
+    return result
+
+
+def model_extras(model) -> list[str]:
+    """The extra heads a built model has, read back from its layers."""
+    names = [layer.name for layer in model.layers]
+    return [name for name, head in EXTRA_HEADS.items()
+            if any(n.startswith(head.logits) for n in names)]
+
+
 HEADS: dict[str, Head] = {head.name: head for head in (
     Pooled("gap"), Pooled("flatten"), Pooled("dwpool"), Pooled("msgap"), SimCCHead(),
     HeatmapHead())}
@@ -321,7 +435,7 @@ def is_head_layer(name: str) -> bool:
     """Whether a layer belongs to a head (not the backbone): a run started from another
     model may leave these fresh."""
     prefixes = {output_name(""), "dropout_"}
-    for head in HEADS.values():
+    for head in (*HEADS.values(), *EXTRA_HEADS.values()):
         prefixes.update(head.prefixes)
     return name.startswith(tuple(prefixes))
 
@@ -333,12 +447,15 @@ def output_bias(model, scheme: str):
 
 def training_view(model, head: str):
     """What training calls: `model` itself, or a model sharing all its layers that also
-    outputs the tensors the head's loss reads."""
+    outputs the tensors its heads' losses read."""
     import keras
 
     extra = {}
     for name in model.output_names:
-        extra.update(get_head(head).extra_outputs(model, name[len(output_name("")):]))
+        if name.startswith(output_name("")):
+            extra.update(get_head(head).extra_outputs(model, name[len(output_name("")):]))
+    for name in model_extras(model):
+        extra.update(EXTRA_HEADS[name].extra_outputs(model))
     if not extra:
         return model
     outputs = dict(zip(model.output_names, model.outputs, strict=True)) | extra
@@ -348,3 +465,19 @@ def training_view(model, head: str):
 def head_loss(model, head: str, kind: str, outputs: dict, scheme: str, target, mask):
     """A scheme's masked loss sum and point count, as its head learns."""
     return get_head(head).loss(model, kind, outputs, scheme, target, mask)
+
+
+def loss_terms(model, head: str, kind: str, schemes: list[str], extras: list[str],
+               outputs: dict, targets: dict, masks: dict) -> list[tuple]:
+    """(masked sum, count, weight) of each loss the model learns with: the points of
+    every scheme as one term (averaged over the points seen), then each extra head's.
+    Training averages each term over what all replicas saw and adds them, weighted."""
+    total, count = 0.0, 0.0
+    for scheme in schemes:
+        s, n = head_loss(model, head, kind, outputs, scheme, targets[scheme], masks[scheme])
+        total, count = total + s, count + n
+    terms = [(total, count, 1.0)]
+    for name in extras:
+        extra = EXTRA_HEADS[name]
+        terms.append((*extra.loss(model, outputs, targets, masks), extra.WEIGHT))
+    return terms

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from face_keypoints.model.backbone import build_backbone
-from face_keypoints.model.heads import get_head, output_name
+from face_keypoints.model.heads import extra_outputs, get_head, output_name
 from face_keypoints.model.spec import ModelSpec
 from face_keypoints.schemes import get_scheme
 
@@ -18,7 +18,8 @@ INPUT_NAME = "image"
 
 def build_model(spec: ModelSpec, backbone_weights: str | None = None,
                 start_shapes: dict[str, np.ndarray] | None = None) -> keras.Model:
-    """Image (S, S, 3) float RGB 0..255 -> {"points_<scheme>": (2K,)} per scheme.
+    """Image (S, S, 3) float RGB 0..255 -> {"points_<scheme>": (2K,)} per scheme, and the
+    outputs of `spec.extras` ("presence": (1,); "visible_<scheme>": (K,)).
 
     `start_shapes` ({scheme: (K, 2)} normalised, e.g. the training set's mean shape) sets
     each head's bias, so training starts at the mean shape and learns the residual.
@@ -33,6 +34,8 @@ def build_model(spec: ModelSpec, backbone_weights: str | None = None,
                                        spec.input_size, spec.dropout)
         for name in spec.schemes
     }
+    outputs |= extra_outputs(stages, spec.extras,
+                             {name: get_scheme(name).num_points for name in spec.schemes})
     name = f"mobilenet_a{spec.alpha:g}_d{spec.depth}_{spec.input_size}px_{spec.head}"
     model = keras.Model(image, outputs, name=name)
     for scheme, shape in (start_shapes or {}).items():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from face_keypoints.model.heads import HEAD_NAMES
+from face_keypoints.model.heads import EXTRA_NAMES, HEAD_NAMES
 from face_keypoints.schemes import get_scheme
 
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
@@ -25,6 +25,7 @@ class ModelSpec:
     head: str = "gap"
     schemes: list[str] = field(default_factory=lambda: ["ibug68"])
     dropout: float = 0.0
+    extras: list[str] = field(default_factory=list)  # outputs beside the points
 
     def check(self) -> None:
         """ValueError naming the setting that Keras could not build or we do not offer."""
@@ -41,3 +42,6 @@ class ModelSpec:
             raise ValueError("a model needs at least one landmark scheme")
         for name in self.schemes:
             get_scheme(name)
+        for name in self.extras:
+            if name not in EXTRA_NAMES:
+                raise ValueError(f"extra head {name!r}: choose from {', '.join(EXTRA_NAMES)}")

@@ -51,7 +51,7 @@ def batch_stream(config: TrainConfig, sources, schemes: list[str], augment, pass
     return BatchStream(sources, schemes, config.batch_size, config.input_size, augment,
                        seed=config.seed,
                        weights=[w * passes for _, w in config.data_sources()],
-                       align=config.align)
+                       align=config.align, extras=config.extras)
 
 
 def model_schemes(sources: list[tuple[Cache, np.ndarray]], val: Cache) -> list[str]:

@@ -14,22 +14,22 @@ from face_keypoints.model.spec import ModelSpec
 
 
 def _loss_function(config: TrainConfig, spec: ModelSpec, model):
-    """The batch loss: every head's masked point loss over the points all replicas saw."""
+    """The batch loss: each term of the model's heads (the points, then every extra head)
+    averaged over what all replicas saw, weighted and added."""
     import tensorflow as tf
 
-    from face_keypoints.model.heads import head_loss, training_view
+    from face_keypoints.model.heads import loss_terms, training_view
 
     view = training_view(model, spec.head)
 
     def loss(images, targets, masks):
         outputs = view(images, training=True)
-        total, count = 0.0, 0.0
-        for name in spec.schemes:
-            s, n = head_loss(model, spec.head, config.loss, outputs, name, targets[name],
-                             masks[name])
-            total, count = total + s, count + n
-        global_count = tf.distribute.get_replica_context().all_reduce("sum", count)
-        return total / tf.maximum(global_count, 1.0)
+        total = 0.0
+        for value, count, weight in loss_terms(model, spec.head, config.loss, spec.schemes,
+                                               spec.extras, outputs, targets, masks):
+            seen = tf.distribute.get_replica_context().all_reduce("sum", count)
+            total = total + weight * value / tf.maximum(seen, 1.0)
+        return total
 
     return loss
 

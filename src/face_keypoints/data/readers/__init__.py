@@ -22,3 +22,6 @@ FORMATS: dict[str, tuple[Reader, tuple[str, ...]]] = {
     "youtube68": (youtube68.read, youtube68.SPLITS),
     "coco": (coco.read, ()),
 }
+# Formats whose annotation says, point by point, whether it is seen (the others mark
+# every placed point visible, which training must not read as "seen").
+MARKS_VISIBILITY = ("merl68", "coco", "aflw21")
