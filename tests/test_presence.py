@@ -2,12 +2,13 @@
 model.json, predict's JSON and pictures, FaceLandmarker's faces, and the tracker, which
 keeps a face on the model's presence alone and runs no detector on tracked crops.
 
-The models here are the shipped default model with a presence head and a 68-point
-visibility head beside its points, on its pooled features. Their kernels are zero, so
-each output is the sigmoid of its bias whatever the crop: a presence steered honestly to
-any value, and visibility that says "hidden" for the mouth's points and "seen" for the
-rest. That pins the plumbing (outputs read, named, carried and drawn) and the tracker's
-threshold; what a trained head says of real crops is the training's to measure.
+The models here are built through the head registry (build_model with the presence and
+visibility heads), with the shipped default model's backbone and 68-point head. The extra
+heads' kernels are zero, so each output is the sigmoid of its bias whatever the crop: a
+presence steered honestly to any value, and visibility that says "hidden" for the mouth's
+points and "seen" for the rest. That pins the plumbing (outputs read, named, carried and
+drawn) and the tracker's threshold; what a trained head says of real crops is the
+training's to measure.
 """
 
 from __future__ import annotations
@@ -39,23 +40,27 @@ def _logit(p: float) -> float:
 
 
 def _with_heads(folder: Path, presence: float) -> Path:
-    """The shipped default model (its 68-point head) with presence and visibility heads
-    whose outputs are `presence` and SEEN/HIDDEN (the mouth hidden), saved as .keras."""
+    """A model built through the registry with the presence and visibility heads, its
+    backbone and 68-point head copied from the shipped default model, its extra heads
+    steered to `presence` and to SEEN/HIDDEN (the mouth hidden); saved as .keras."""
     import keras
 
+    from face_keypoints.model.network import ModelSpec, build_model, copy_matching_weights
     from face_keypoints.resolve import resolve_model
 
     source = keras.models.load_model(resolve_model("default:keras").path, compile=False)
-    points = source.get_layer(f"points_{IBUG68.name}")
-    pooled = points.input
-    heads = {name: keras.layers.Dense(size, activation="sigmoid", kernel_initializer="zeros",
-                                      name=name)(pooled)
-             for name, size in (("presence", 1), (f"visible_{IBUG68.name}", 68))}
-    model = keras.Model(source.input, {points.name: points.output, **heads}, name=source.name)
+    spec = ModelSpec(alpha=0.5, depth=13, input_size=128, head="gap",
+                     schemes=[IBUG68.name], extras=["presence", "visibility"])
+    model = build_model(spec)
+    model.name = source.name
+    fresh = copy_matching_weights(model, source)
+    assert sorted(fresh) == ["presence_logit", f"visible_logits_{IBUG68.name}"]
     bias = np.full(68, SEEN, np.float32)
     bias[MOUTH] = HIDDEN
-    model.get_layer(f"visible_{IBUG68.name}").bias.assign(bias)
-    model.get_layer("presence").bias.assign(np.full(1, _logit(presence), np.float32))
+    for layer, value in (("presence_logit", np.full(1, _logit(presence), np.float32)),
+                         (f"visible_logits_{IBUG68.name}", bias)):
+        kernel, _ = model.get_layer(layer).get_weights()
+        model.get_layer(layer).set_weights([np.zeros_like(kernel), value])
     path = folder / f"presence_{presence:g}.keras"
     model.save(path)
     return path
@@ -142,25 +147,29 @@ def test_face_landmarker_faces_carry_presence_and_visibility(exported: Path) -> 
     np.testing.assert_array_equal(tracked.hidden, face.hidden)
 
 
-def test_hidden_points_are_drawn_hollow(exported: Path) -> None:
+def test_hidden_points_are_drawn_as_rings_and_seen_points_as_dots(exported: Path) -> None:
     from face_keypoints import FaceLandmarker
-    from face_keypoints.draw import POINT_COLOUR
+    from face_keypoints.draw import HIDDEN_COLOUR, POINT_COLOUR
     from face_keypoints.predict import annotate
 
-    image = np.full((400, 400, 3), 255, np.uint8)
-    image[100:300, 100:300] = read_rgb(PHOTO)[:200, :200]
     photo = read_rgb(PHOTO)
     (face,) = FaceLandmarker(exported).detect(photo)
-    drawn = annotate(photo, [face])
-    centres = np.round(face.points).astype(int)
+    (plain,) = FaceLandmarker("default:fp32").detect(photo)
+    assert plain.visible is None
 
-    def painted(index: int) -> bool:
-        x, y = centres[index]
-        return bool(np.abs(drawn[y, x].astype(int) - POINT_COLOUR).max() < 40)
+    def near(drawn: np.ndarray, point: np.ndarray, colour: tuple, reach: int) -> bool:
+        x, y = np.round(point).astype(int)
+        patch = drawn[y - reach : y + reach + 1, x - reach : x + reach + 1].astype(int)
+        return bool((np.abs(patch - colour).max(axis=2) < 40).any())
 
-    seen = [i for i in range(68) if i not in MOUTH and i < 17]  # the jaw: no lines cross
-    assert all(painted(i) for i in seen)
-    assert not any(painted(i) for i in MOUTH[:1] + MOUTH[6:7])
+    drawn, undrawn = annotate(photo, [face]), annotate(photo, [plain])
+    jaw_and_eyes = [*range(17), *range(36, 48)]
+    assert all(near(drawn, face.points[i], POINT_COLOUR, 0)
+               and not near(drawn, face.points[i], HIDDEN_COLOUR, 2) for i in jaw_and_eyes)
+    assert all(near(drawn, face.points[i], HIDDEN_COLOUR, 4)
+               and not near(drawn, face.points[i], POINT_COLOUR, 0) for i in MOUTH)
+    assert all(near(undrawn, plain.points[i], POINT_COLOUR, 0)
+               and not near(undrawn, plain.points[i], HIDDEN_COLOUR, 4) for i in MOUTH)
 
 
 def test_the_tracker_keeps_a_present_face_without_running_the_detector_on_its_crop(

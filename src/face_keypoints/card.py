@@ -18,14 +18,15 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from face_keypoints.data.targets import PRESENCE, visible_name
 from face_keypoints.errors import BadInput
 from face_keypoints.fileio import write_json_atomic
+from face_keypoints.model.heads import output_name
 
 MODEL_JSON = "model.json"
 FORMAT_VERSION = 1
-POINTS_PREFIX = "points_"  # a scheme's (2K,) points output: points_<scheme>
-PRESENCE = "presence"  # the (1,) probability that the crop frames a face as training does
-VISIBLE_PREFIX = "visible_"  # a scheme's (K,) probabilities that each point is seen
+POINTS_PREFIX = output_name("")  # a scheme's (2K,) points output: points_<scheme>
+VISIBLE_PREFIX = visible_name("")  # a scheme's (K,) probabilities that each point is seen
 CPU_TOLERANCE = 0.01  # a file whose NME is within 1 % of fp32's may run instead of it
 
 
