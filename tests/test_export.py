@@ -290,7 +290,7 @@ def test_model_json_records_each_files_drift_and_cpu_latency_and_the_cpu_pick(
     assert all(v["median_us"] > 0 and v["nme_pct"] is not None for v in cpu["files"].values())
     nme = {p: v["nme_pct"] for p, v in cpu["files"].items()}
     assert cpu["precision"] == cpu_pick(nme, {p: v["median_us"] for p, v in cpu["files"].items()})
-    assert f"predict runs {cpu['precision']} " in out
+    assert f"fastest {cpu['precision']} (" in out
 
 
 def test_the_cpu_pick_is_the_fastest_file_within_1_percent_of_fp32():

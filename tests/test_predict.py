@@ -45,7 +45,8 @@ def _failed(err: str) -> list[str]:
 
 
 def _check_face(face: dict) -> None:
-    assert set(face) == {"box", "score", "scheme", "points"}
+    assert set(face) == {"box", "score", "scheme", "points", "presence", "visible"}
+    assert face["presence"] is None and face["visible"] is None  # no such outputs shipped
     assert face["scheme"] == "ibug68"
     assert len(face["box"]) == 4 and 0.0 < face["score"] <= 1.0
     points = np.array(face["points"])

@@ -3,17 +3,20 @@ a shaken, moving clip (testing.shaken_clip) with the shipped landmark model."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import _MISSING_MODEL, FIXTURES, needs_model
 
 from face_keypoints import geometry
 from face_keypoints.data.images import read_rgb
+from face_keypoints.errors import BadInput
 from face_keypoints.runtime.landmarker import crop_square
 from face_keypoints.runtime.smoothing import OneEuroFilter, OneEuroParams
 from face_keypoints.runtime.tracker import lost
 from face_keypoints.schemes import get_scheme
-from face_keypoints.testing import shaken_clip
+from face_keypoints.testing import leave_and_enter_clip, shaken_clip
 
 PHOTO = FIXTURES / "300w" / "afw" / "261068_1.jpg"
 
@@ -156,3 +159,68 @@ def test_track_reports_the_same_face_as_detect_on_its_first_frame() -> None:
     np.testing.assert_allclose(again.points, detected.points, atol=1e-3)
     side = geometry.landmark_box(detected.points)
     np.testing.assert_allclose(detected.box, side)
+
+
+def _face_box(photo: Path) -> np.ndarray:
+    """The landmark box (x0, y0, x1, y1) of a fixture photo's annotated face."""
+    lines = photo.with_suffix(".pts").read_text().splitlines()
+    return geometry.landmark_box(np.array([[float(v) for v in line.split()]
+                                           for line in lines[3:71]]))
+
+
+def _leave_and_enter() -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    """Two AFW fixture faces: the first leaves the frame, a second empty, the second
+    enters (testing.leave_and_enter_clip, 30 fps)."""
+    first, second = PHOTO, FIXTURES / "300w" / "afw" / "45092961_1.jpg"
+    return list(leave_and_enter_clip(read_rgb(first), _face_box(first), read_rgb(second),
+                                     _face_box(second), seed=6))
+
+
+def _in_view(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.clip(box, 0, [width, height, width, height])
+
+
+def _area(box: np.ndarray) -> float:
+    return float(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0))
+
+
+@needs_model
+@pytest.mark.parametrize("model", ["default", "lite"])
+def test_a_face_that_leaves_is_dropped_and_the_next_is_found_within_redetect_every(
+        model: str) -> None:
+    """No frame keeps a face where none is in view (each reported box lies on the face
+    in view: most of the box on it, or most of the face's part in view in the box), the
+    empty second reports nothing, and a face fully in view is never
+    missed for redetect_every frames running: with a presence output the model decides,
+    without one the detector on the crop does (the shipped models today)."""
+    from face_keypoints import FaceLandmarker
+    from face_keypoints.resolve import ResolvedModel, resolve_model
+
+    try:
+        resolved: ResolvedModel = resolve_model(model)
+    except BadInput as err:
+        pytest.skip(str(err))
+    every = 10
+    landmarker = FaceLandmarker(resolved, redetect_every=every)
+    clip = _leave_and_enter()
+    height, width = clip[0][0].shape[:2]
+    missed, found = {0: 0, 1: 0}, {0: 0, 1: 0}
+    for index, (frame, truth) in enumerate(clip):
+        faces = landmarker.track(frame, index / 30.0)
+        if not truth:
+            assert faces == [], f"frame {index}: a face reported in an empty frame"
+            continue
+        face_id = 0 if index < len(clip) // 2 else 1  # the first face, or the second
+        found[face_id] += len(faces)
+        shown = _in_view(truth[0], width, height)
+        for face in faces:
+            reported = _in_view(face.box, width, height)
+            overlap = _in_view(np.r_[np.maximum(reported[:2], shown[:2]),
+                                     np.minimum(reported[2:], shown[2:])], width, height)
+            # on the face: most of the box is on it, or most of what is in view of it
+            assert _area(overlap) >= 0.5 * min(_area(reported), _area(shown)), \
+                f"frame {index}: a face reported off the face in view"
+        fully = _area(shown) == _area(truth[0])
+        missed[face_id] = missed[face_id] + 1 if fully and not faces else 0
+        assert missed[face_id] < every, f"frame {index}: face {face_id} missed {every} frames"
+    assert found[0] > 0 and found[1] > 0

@@ -3,7 +3,10 @@ writes it.
 
 A card tells a runtime what the flatbuffer cannot: the input size and range, which output
 is which landmark scheme, the file of each precision (with its sha256 and size), and the
-file a CPU should run (`cpu`, measured by export/tflite.record_cpu_precision). Every verb
+NME of each file on the export's validation faces with the latency measured there (`cpu`,
+written by export/tflite.record_cpu_precision; which files a CPU may run is read from its
+NMEs, which one is fastest is measured where the model runs, runtime/cpu_precision.py), and
+the extra outputs beside the points (a face-presence score, per-point visibility). Every verb
 that loads an export goes through `ModelCard`, so a damaged card is reported in the same
 line wherever it is met.
 """
@@ -11,14 +14,30 @@ line wherever it is met.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from face_keypoints.data.targets import PRESENCE, visible_name
 from face_keypoints.errors import BadInput
 from face_keypoints.fileio import write_json_atomic
+from face_keypoints.model.heads import output_name
 
 MODEL_JSON = "model.json"
 FORMAT_VERSION = 1
+POINTS_PREFIX = output_name("")  # a scheme's (2K,) points output: points_<scheme>
+VISIBLE_PREFIX = visible_name("")  # a scheme's (K,) probabilities that each point is seen
+CPU_TOLERANCE = 0.01  # a file whose NME is within 1 % of fp32's may run instead of it
+
+
+def within_tolerance(nme: dict[str, float | None]) -> list[str]:
+    """The precisions of `nme` ({precision: NME}) within CPU_TOLERANCE of fp32's (fp32
+    itself always is); none without a finite NME for fp32."""
+    reference = nme.get("fp32")
+    if reference is None or not math.isfinite(reference):
+        return []
+    return [p for p, value in nme.items() if value is not None and math.isfinite(value)
+            and value <= reference * (1.0 + CPU_TOLERANCE)]
 
 
 @dataclass(frozen=True)
@@ -80,11 +99,55 @@ class ModelCard:
 
     @property
     def outputs(self) -> dict[str, int]:
-        """{scheme: number of points}, in the order of the model's heads."""
-        outputs = {str(o["scheme"]): int(o["num_points"]) for o in self.data["outputs"]}
+        """{scheme: number of points} of the points outputs, in the order of the model's
+        heads (entries without a "kind" are points: cards written before the others)."""
+        outputs = {str(o["scheme"]): int(o["num_points"]) for o in self.data["outputs"]
+                   if o.get("kind", "points") == "points"}
         if not outputs or not all(outputs) or min(outputs.values()) < 1:
             raise ValueError("no outputs")
         return outputs
+
+    @property
+    def has_presence(self) -> bool:
+        """Whether the model has a face-presence output (older exports do not)."""
+        return any(o.get("kind") == PRESENCE for o in self.data["outputs"])
+
+    @property
+    def visible(self) -> dict[str, int]:
+        """{scheme: number of points} of the per-point visibility outputs (none in older
+        exports)."""
+        return {str(o["scheme"]): int(o["num_points"]) for o in self.data["outputs"]
+                if o.get("kind") == "visible"}
+
+    @staticmethod
+    def describe_outputs(names: list[str]) -> list[dict]:
+        """The "outputs" entries of a model whose outputs are `names` (points_<scheme>,
+        presence, visible_<scheme>): what a runtime reads each one as."""
+        from face_keypoints.schemes import get_scheme
+
+        entries: list[dict] = []
+        for name in names:
+            if name == PRESENCE:
+                entries.append({"name": name, "kind": PRESENCE, "shape": [1, 1],
+                                "layout": "probability that the crop frames a face as "
+                                          "training does"})
+                continue
+            if not name.startswith((POINTS_PREFIX, VISIBLE_PREFIX)):
+                continue  # a training-only tensor, not exported
+            kind, scheme = (("points", name.removeprefix(POINTS_PREFIX))
+                            if name.startswith(POINTS_PREFIX) else
+                            ("visible", name.removeprefix(VISIBLE_PREFIX)))
+            points = get_scheme(scheme)
+            entry = {"name": name, "kind": kind, "scheme": scheme,
+                     "num_points": points.num_points}
+            if kind == "points":
+                entry |= {"point_names": list(points.names),
+                          "layout": "x0,y0,x1,y1,... normalised to the crop (pixel / input "
+                                    "size)"}
+            else:
+                entry["layout"] = "probability that each point is seen, in point order"
+            entries.append(entry)
+        return entries
 
     @property
     def files(self) -> dict[str, str | None]:
@@ -117,13 +180,17 @@ class ModelCard:
             return None
         return next((p for p, name in self.files.items() if name == Path(path).name), None)
 
-    @property
-    def cpu_precision(self) -> str | None:
-        """The precision the export measured fastest on a CPU within the tolerance of fp32's
-        NME, or None when it has no such record (or picked the .keras)."""
+    def cpu_candidates(self) -> list[str]:
+        """The precisions a CPU may run in place of fp32: those whose NME the export
+        measured within CPU_TOLERANCE of fp32's (its "cpu" record), in the card's order;
+        none when the card has no such record (an export without --val)."""
         cpu = self.data.get("cpu")
-        pick = cpu.get("precision") if isinstance(cpu, dict) else None
-        return pick if isinstance(pick, str) and pick != "keras" else None
+        files = cpu.get("files") if isinstance(cpu, dict) else None
+        if not isinstance(files, dict):
+            return []
+        nme = {str(p): entry.get("nme_pct") for p, entry in files.items()
+               if isinstance(entry, dict) and isinstance(entry.get("nme_pct"), int | float)}
+        return [p for p in within_tolerance(nme) if p != "keras"]
 
     def with_cpu(self, entry: dict) -> ModelCard:
         """The card with `entry` as its "cpu" record, written to disk."""

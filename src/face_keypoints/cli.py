@@ -316,6 +316,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     from face_keypoints.runtime.smoothing import OneEuroParams
+    from face_keypoints.runtime.tracker import MIN_TRACKING_CONFIDENCE
     from face_keypoints.schemes import SCHEMES
 
     p = sub.add_parser("predict", help="landmarks on photos, videos or a camera",
@@ -331,12 +332,16 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="MODEL",
                    help="a .tflite with its model.json beside it, a .keras, an export "
                         "folder (model.json) or run folder (best.keras); default: the "
-                        "model shipped in the package (also written default; lite for the "
-                        "smaller one) in the precision its export measured fastest on a "
-                        "CPU within 1%% of fp32's NME (model.json's \"cpu\"): int8 for "
-                        "both shipped models, as a CPU runs the fp16 file as fp32; "
-                        "default:fp32|fp16|int8|keras runs one file, and default:fp16 is "
-                        "what serve's page runs; the JSON's \"precision\" says which ran")
+                        "model shipped in the package (also written default), in the "
+                        "precision fastest on this CPU among those within 1 %% of fp32's "
+                        "NME (timed at first use, cached per machine; the JSON's "
+                        "\"precision\" says which ran); default:fp32|fp16|int8|keras for "
+                        "one of its files, lite[:PRECISION] for the smaller shipped model, "
+                        "FOLDER:PRECISION for one file of an export folder; default:fp16 is what "
+                        "serve's page runs")
+    p.add_argument("--precision", metavar="PRECISION",
+                   help="run this file of the model (fp32, fp16, int8 or keras) instead of "
+                        "the one timed fastest here: the same as --model MODEL:PRECISION")
     p.add_argument("--output", metavar="DIR",
                    help="folder for the annotated copies and JSON files")
     p.add_argument("--json", action="store_true",
@@ -358,6 +363,11 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beta", type=_finite, default=OneEuroParams.beta, metavar="B",
                    help="One Euro filter: cutoff gain with speed, higher lags less "
                         "(default %(default)s)")
+    p.add_argument("--min-tracking-confidence", type=_finite, metavar="P",
+                   default=MIN_TRACKING_CONFIDENCE,
+                   help="face presence (0 to 1) that keeps a tracked face in videos, for "
+                        "a model with a presence output; without one, BlazeFace checks "
+                        "the face's crop (default %(default)s)")
     p.set_defaults(run=_run_predict)
 
 
@@ -371,7 +381,9 @@ def _run_predict(args: argparse.Namespace) -> int:
         result = predict(inputs=args.input, model=args.model, output=args.output,
                          threads=args.threads, camera=args.camera, max_faces=args.max_faces,
                          smoothing=not args.no_smoothing, min_cutoff=args.min_cutoff,
-                         beta=args.beta, scheme=args.scheme, on_result=show,
+                         beta=args.beta, scheme=args.scheme, precision=args.precision,
+                         min_tracking_confidence=args.min_tracking_confidence,
+                         on_result=show,
                          on_failure=lambda line: print(f"failed {line}", file=sys.stderr,
                                                        flush=True))
     except BrokenPipeError:  # the reader left (`--json | head -1`): stop quietly
@@ -401,7 +413,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", nargs="+", default=["default"], metavar="MODEL",
                    help="default or lite (shipped models), or a folder written by export "
                         "(its fp16 .tflite and model.json: the page runs fp16, what GPU "
-                        "delegates want, where predict runs int8); several (--model default "
+                        "delegates want, where predict runs the file timed fastest on its CPU); several (--model default "
                         "lite) are offered in the page's Model menu, the first at start; "
                         "default: default")
     p.add_argument("--port", type=int, default=8000, help="TCP port, 0 to 65535 (default "

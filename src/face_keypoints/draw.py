@@ -18,6 +18,7 @@ from face_keypoints.fileio import write_atomic
 from face_keypoints.schemes import Scheme
 
 POINT_COLOUR = (255, 64, 64)
+HIDDEN_COLOUR = (255, 214, 64)  # the ring of a point the model says is hidden
 LINE_COLOUR = (64, 224, 96)
 TILE = 192  # a 96-160 px model crop is enlarged to this so the contours can be read
 _SHIFT = 4
@@ -43,17 +44,24 @@ def draw_face(crop: np.ndarray, points: np.ndarray, scheme: Scheme,
 
 
 def draw_landmarks(image: np.ndarray, xy: np.ndarray, scheme: Scheme, shown: np.ndarray,
-                   thickness: int, radius: float) -> None:
-    """Draw `scheme`'s contours and the shown points (pixel coordinates) into `image`."""
+                   thickness: int, radius: float, hidden: np.ndarray | None = None) -> None:
+    """Draw `scheme`'s contours and the shown points (pixel coordinates) into `image`;
+    points the model says are `hidden` (occluded) are drawn as rings, so what it saw and
+    what it guessed can be told apart."""
     for contour, closed in zip(scheme.contours, scheme.closed, strict=True):
         path = [*contour, contour[0]] if closed else list(contour)
         for a, b in itertools.pairwise(path):
             if shown[a] and shown[b]:
                 cv2.line(image, _fixed(xy[a]), _fixed(xy[b]), LINE_COLOUR, thickness,
                          cv2.LINE_AA, _SHIFT)
-    for point in xy[shown]:
-        cv2.circle(image, _fixed(point), round(radius * (1 << _SHIFT)), POINT_COLOUR, -1,
-                   cv2.LINE_AA, _SHIFT)
+    hollow = np.zeros(len(xy), bool) if hidden is None else np.asarray(hidden, bool)
+    for point, empty in zip(xy[shown], hollow[shown], strict=True):
+        if empty:  # a ring, wider than a point, so that it reads as one at any size
+            cv2.circle(image, _fixed(point), round(max(2.5, 1.6 * radius) * (1 << _SHIFT)),
+                       HIDDEN_COLOUR, max(1, thickness), cv2.LINE_AA, _SHIFT)
+        else:
+            cv2.circle(image, _fixed(point), round(radius * (1 << _SHIFT)), POINT_COLOUR, -1,
+                       cv2.LINE_AA, _SHIFT)
 
 
 def grid(tiles: Sequence[np.ndarray], columns: int = 4, gap: int = 2) -> np.ndarray:

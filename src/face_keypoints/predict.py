@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -24,9 +25,11 @@ from face_keypoints import draw
 from face_keypoints.errors import BadInput
 from face_keypoints.fileio import write_atomic, write_json_atomic, write_text_atomic
 from face_keypoints.quiet import native_stderr_silenced
-from face_keypoints.resolve import resolve_model
+from face_keypoints.resolve import resolve_model, with_precision
 from face_keypoints.runtime.api import Face, FaceLandmarker, as_rgb, check_threads
+from face_keypoints.runtime.cpu_precision import fastest
 from face_keypoints.runtime.smoothing import OneEuroParams
+from face_keypoints.runtime.tracker import MIN_TRACKING_CONFIDENCE
 from face_keypoints.schemes import get_scheme
 from face_keypoints.video import VideoError, VideoReader, VideoWriter, check_video
 
@@ -69,7 +72,8 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
             output: str | Path | None = None, threads: int | None = 1,
             camera: int | None = None, max_faces: int | None = None, smoothing: bool = True,
             min_cutoff: float = OneEuroParams.min_cutoff, beta: float = OneEuroParams.beta,
-            scheme: str | None = None,
+            scheme: str | None = None, precision: str | None = None,
+            min_tracking_confidence: float = MIN_TRACKING_CONFIDENCE,
             on_result: Callable[[dict], None] | None = None,
             on_failure: Callable[[str], None] | None = None) -> PredictResult:
     """Landmarks of every face in `inputs` (image files, folders, videos) and `camera`.
@@ -78,10 +82,13 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
     and contours drawn, and DIR/<name>.json. `on_result` gets each input's JSON object as
     soon as it is done, `on_failure` each failing input's line ("INPUT: reason").
     `model`: a .tflite (with its model.json) or .keras; None or `default` is the shipped
-    model in the precision its export measured fastest on a CPU within 1 % of fp32's NME
-    (each record's "precision" says which ran), `default:PRECISION` one file of it.
+    model in the precision fastest on this CPU among those within 1 % of fp32's NME
+    (timed at first use, cached per machine; each record's "precision" says which ran),
+    `default:PRECISION` one file of it (`precision` says the same: `precision="int8"`).
     `scheme` picks the head of a model with several (default ibug68; each record's
-    "scheme" says which).
+    "scheme" says which). Faces carry "presence" and per-point "visible" where the model
+    has those outputs (null otherwise); in videos, a tracked face is kept while its
+    presence stays at least `min_tracking_confidence`.
     Videos are H.264 where imageio-ffmpeg is installed (the record's "codec"), read back
     before they replace anything. Temporary files a killed run left in `output` are
     removed first.
@@ -89,7 +96,9 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
     if not inputs and camera is None:
         raise BadInput("nothing to do: give image files, folders or videos, or --camera N")
     check_threads(threads)
-    resolved = resolve_model(model, cpu=True)  # a bad `default:...` fails before any input
+    # A bad `default:...` fails before any input; the CPU's precision is timed once here.
+    resolved = resolve_model(with_precision(model, precision),
+                             choose=partial(fastest, threads=threads))
     directory = None if output is None else Path(output)
     if directory is not None and directory.exists() and not directory.is_dir():
         raise BadInput(f"--output {directory} is a file, not a folder")
@@ -110,7 +119,8 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
     with native_stderr_silenced():  # LiteRT's note for every interpreter it sets up
         landmarker = FaceLandmarker(resolved, threads=threads, max_faces=max_faces,
                                     smoothing=smoothing, min_cutoff=min_cutoff, beta=beta,
-                                    scheme=scheme)
+                                    scheme=scheme,
+                                    min_tracking_confidence=min_tracking_confidence)
     for item in items:
         try:
             if item.kind == "image":
@@ -278,14 +288,15 @@ def _stream(item: Item, landmarker: FaceLandmarker, directory: Path | None,
 
 
 def annotate(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-    """A copy of an RGB image with each face's contours and points drawn, sized to the face."""
+    """A copy of an RGB image with each face's contours and points drawn, sized to the face
+    (points the model says are hidden hollow)."""
     canvas = np.ascontiguousarray(image, dtype=np.uint8).copy()
     for face in faces:
         size = float(max(face.box[2] - face.box[0], face.box[3] - face.box[1], 1.0))
         points = np.asarray(face.points, np.float64)
         draw.draw_landmarks(canvas, points, get_scheme(face.scheme),
                             np.isfinite(points).all(axis=1), thickness=max(1, round(size / 150)),
-                            radius=max(1.0, size / 90))
+                            radius=max(1.0, size / 90), hidden=face.hidden)
     return canvas
 
 

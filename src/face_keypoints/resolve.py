@@ -21,6 +21,7 @@ turns what the user wrote into a `ResolvedModel`, which is passed down from ther
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -36,6 +37,7 @@ DEFAULT_PRECISIONS = ("fp16", "fp32")  # fp16 first: half the size, the same poi
 KERAS = ("keras",)  # what a model folder means where a .keras is needed (export)
 RUN_MODEL = "best.keras"  # what train leaves in a run folder
 _LISTED = 8  # names of a folder's content shown in a "no model" message
+Chooser = Callable[[ModelCard], "str | None"]  # a folder's card -> the precision to run
 
 
 @dataclass(frozen=True)
@@ -85,15 +87,31 @@ def is_default(model: object) -> bool:
     return isinstance(model, str) and model.partition(":")[0] == DEFAULT
 
 
+def with_precision(model: str | Path | None, precision: str | None) -> str | Path | None:
+    """`model` with `precision` (predict's --precision) as its `:PRECISION`, the same as
+    writing MODEL:PRECISION; BadInput when `model` names another precision already or is
+    one file (which has only its own)."""
+    if precision is None:
+        return model
+    named = str(DEFAULT if model is None else model)
+    head, colon, given = named.rpartition(":") if ":" in named else (named, "", "")
+    if is_shipped(named) or Path(head).is_dir():
+        if colon and given != precision:
+            raise BadInput(f"--precision {precision}: --model {named} names {given} already")
+        return f"{head}:{precision}"
+    raise BadInput(f"--precision {precision}: --model {named} is one file; a precision "
+                   "picks a file of default, lite or an export folder")
+
+
 def resolve_model(model: str | Path | ResolvedModel | None,
                   prefer: tuple[str, ...] = DEFAULT_PRECISIONS, folder: Path | None = None,
-                  cpu: bool = False) -> ResolvedModel:
+                  choose: Chooser | None = None) -> ResolvedModel:
     """The model file `model` names (see the module docstring), with its card.
 
     None means `default`. Without a precision, a model folder gives its first file of
-    `prefer` that exists (fp16, then fp32); with `cpu`, the file its export measured as
-    the fastest on a CPU within 1 % of fp32's NME (the card's "cpu"; on a CPU the fp16
-    file runs as fp32, the int8 file in about half the time). `folder` replaces the
+    `prefer` that exists (fp16, then fp32); with `choose`, the precision it picks from
+    the folder's card (runtime/cpu_precision.fastest: the file fastest on this CPU within
+    1 % of fp32's NME), where it picks one. `folder` replaces the
     shipped folder (a copy of it). An unknown precision, a missing file or a folder
     without a model is a one-line BadInput naming what the folder has. A model already
     resolved is returned as it is.
@@ -109,21 +127,22 @@ def resolve_model(model: str | Path | ResolvedModel | None,
                 raise BadInput(f"{model}: the lite model is not shipped in this installation "
                                f"(no {folder / MODEL_JSON}); use default or pass --model "
                                "FILE")
-        return _pick(Path(folder), precision or None, prefer, name, cpu)
+        return _pick(Path(folder), precision or None, prefer, name, choose)
     path = Path(model)
     if path.is_dir():
-        return _in_folder(path, prefer, named, cpu)
+        return _in_folder(path, prefer, named, choose)
     head, colon, precision = named.rpartition(":")
     if colon and not path.exists() and ModelCard.exists(Path(head)):
-        return _pick(Path(head), precision, prefer, head, cpu)
+        return _pick(Path(head), precision, prefer, head, choose)
     card = ModelCard.find(path.parent) if path.is_file() else None
     return ResolvedModel(path, card, named)
 
 
-def _in_folder(folder: Path, prefer: tuple[str, ...], named: str, cpu: bool) -> ResolvedModel:
+def _in_folder(folder: Path, prefer: tuple[str, ...], named: str,
+               choose: Chooser | None) -> ResolvedModel:
     """The model of an export folder (model.json) or of a run folder (best.keras)."""
     if ModelCard.exists(folder):
-        return _pick(folder, None, prefer, str(folder), cpu)
+        return _pick(folder, None, prefer, str(folder), choose)
     if (folder / RUN_MODEL).is_file():
         return ResolvedModel(folder / RUN_MODEL, None, named)
     raise BadInput(f"{folder}: no model in this folder (an export folder holds "
@@ -145,8 +164,8 @@ def listing(folder: Path) -> str:
 
 
 def _pick(folder: Path, precision: str | None, prefer: tuple[str, ...], label: str,
-          cpu: bool) -> ResolvedModel:
-    """One file of a model folder: `precision`, else (with `cpu`) the card's CPU pick,
+          choose: Chooser | None) -> ResolvedModel:
+    """One file of a model folder: `precision`, else what `choose` picks from the card,
     else the first of `prefer` there. `label` is how the user named the folder
     (`default`, `lite` or its path)."""
     card = _read_card(folder, label)
@@ -156,7 +175,7 @@ def _pick(folder: Path, precision: str | None, prefer: tuple[str, ...], label: s
     have = ("it has " + ", ".join(f"{label}:{p}" for p in available) if available
             else "none of its files is there")
     if precision is None:
-        pick = card.cpu_precision if cpu else None
+        pick = choose(card) if choose is not None else None
         for candidate in ((pick,) if pick else ()) + prefer:
             if candidate in available:
                 return ResolvedModel(folder / str(files[candidate]), card, named)

@@ -309,5 +309,6 @@ def format_report(result: ExportResult) -> str:
         timing = ", ".join(f"{p} {v['median_us']:,.0f} us"
                            for p, v in result.cpu["files"].items())
         pick = result.cpu["precision"] or "its default file"
-        lines.append(f"on a CPU ({timing}): predict runs {pick} ({result.cpu['rule']})")
+        lines.append(f"on this CPU ({timing}): fastest {pick} ({result.cpu['rule']}); "
+                     "predict times those files again on the machine that runs it")
     return "\n".join(lines)

@@ -13,10 +13,12 @@ representative images; float32 input and output unless `int8_io`, which makes th
 too, their scale and zero point recorded in model.json).
 
 On a CPU the fp16 file runs as fp32 (LiteRT turns its weights back into float32), while
-the int8 file runs integer kernels at about half the time. So the export measures each
-file's NME drift against fp32 and its CPU latency, and model.json's "cpu" names the
-fastest file within CPU_TOLERANCE of fp32's NME: the one predict and FaceLandmarker run
-when no precision is asked for (resolve_model with `cpu`).
+the int8 file runs integer kernels in about half the time on some CPUs and more slowly on
+others. So the export measures each file's NME drift against fp32 and its latency here,
+and model.json's "cpu" records them with the fastest file within CPU_TOLERANCE of fp32's
+NME on this machine. The NMEs say which files a CPU may run; which of them predict and
+FaceLandmarker run is timed again on the machine that runs them
+(runtime/cpu_precision.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -32,14 +33,12 @@ import keras
 import numpy as np
 
 from face_keypoints import geometry
-from face_keypoints.card import FORMAT_VERSION, ModelCard
+from face_keypoints.card import CPU_TOLERANCE, FORMAT_VERSION, ModelCard, within_tolerance
 from face_keypoints.errors import FaceKeypointsError
 from face_keypoints.fileio import write_atomic
-from face_keypoints.model.network import INPUT_NAME, model_schemes
-from face_keypoints.schemes import get_scheme
+from face_keypoints.model.network import INPUT_NAME
 
 PRECISIONS = ("fp32", "fp16", "int8")
-CPU_TOLERANCE = 0.01  # a file whose NME is within 1 % of fp32's may run instead of it
 CPU_RUNS = 300  # timed inferences per file, interleaved, for the CPU pick
 
 
@@ -104,15 +103,7 @@ def write_model_json(directory: Path, model: keras.Model, files: dict[str, str],
             "color": "RGB",
             "crop": {"rule": "square around the face box", "scale": geometry.MODEL_SCALE},
         },
-        "outputs": [
-            {
-                "scheme": name,
-                "num_points": get_scheme(name).num_points,
-                "point_names": list(get_scheme(name).names),
-                "layout": "x0,y0,x1,y1,... normalised to the crop (pixel / input size)",
-            }
-            for name in model_schemes(model)
-        ],
+        "outputs": ModelCard.describe_outputs(list(model.output_names)),
         "files": {precision: _describe(directory / file) for precision, file in files.items()},
         "source_run": None if source_run is None else str(source_run),
         "calibrated_on": calibrated_on,
@@ -145,11 +136,7 @@ def _describe(path: Path) -> dict[str, object]:
 def cpu_pick(nme: dict[str, float | None], median_us: dict[str, float]) -> str | None:
     """The fastest precision whose NME is within CPU_TOLERANCE of fp32's (fp32 itself
     always is); None without an NME for fp32."""
-    reference = nme.get("fp32")
-    if reference is None or not math.isfinite(reference):
-        return None
-    eligible = [p for p, value in nme.items() if p in median_us and value is not None
-                and math.isfinite(value) and value <= reference * (1.0 + CPU_TOLERANCE)]
+    eligible = [p for p in within_tolerance(nme) if p in median_us]
     return min(eligible, key=lambda p: median_us[p]) if eligible else None
 
 

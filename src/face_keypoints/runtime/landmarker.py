@@ -8,18 +8,33 @@ the same affine.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from face_keypoints import geometry
+from face_keypoints.card import POINTS_PREFIX, PRESENCE, VISIBLE_PREFIX
 from face_keypoints.errors import BadInput
 from face_keypoints.resolve import ResolvedModel, resolve_model
+from face_keypoints.runtime.cpu_precision import fastest
 from face_keypoints.runtime.detector import Detection, landmark_square
 from face_keypoints.runtime.predictor import load_predictor
 from face_keypoints.schemes import IBUG68, Scheme, get_scheme
 
 DEFAULT_SCHEME = IBUG68.name  # the points a model reports unless asked for another head
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the model says of one crop: (K, 2) points in image pixels and, where the model
+    has those outputs, the probability that the crop frames a face as training does
+    (`presence`) and each point's probability of being seen (`visible`, (K,))."""
+
+    points: np.ndarray
+    presence: float | None = None
+    visible: np.ndarray | None = None
 
 
 def crop_square(points: np.ndarray) -> geometry.Square:
@@ -32,8 +47,9 @@ class Landmarker:
     """Points of one scheme of a model (.tflite with its model.json, or .keras).
 
     Without `model` (or with `default`), the default model shipped in the package, in
-    the precision its export measured fastest on a CPU within 1 % of fp32's NME
-    (resolve_model's `cpu`); `default:PRECISION` one file of it. A model trained
+    the precision fastest on this CPU among those within 1 % of fp32's NME (timed at
+    first use and cached: runtime/cpu_precision.py); `default:PRECISION` one file of it,
+    and an export folder the same way. A model trained
     on caches of several schemes has one head per scheme: `scheme` picks one (default
     DEFAULT_SCHEME, or the model's first head when it has none of that scheme).
     `precision` says which file runs (None for a file no model.json names).
@@ -41,7 +57,7 @@ class Landmarker:
 
     def __init__(self, model: str | Path | ResolvedModel | None = None,
                  threads: int | None = None, scheme: str | None = None) -> None:
-        self.model = resolve_model(model, cpu=True)
+        self.model = resolve_model(model, choose=partial(fastest, threads=threads))
         self.path = self.model.path
         self.precision = self.model.precision
         self._predictor = load_predictor(self.model, threads)
@@ -52,16 +68,28 @@ class Landmarker:
             raise BadInput(f"{self.path}: has no {scheme} head; its heads: {', '.join(heads)}")
         self.scheme: Scheme = get_scheme(scheme)
         self.input_size = self._predictor.input_size
+        self.has_presence = PRESENCE in self._predictor.extras
+        visible = VISIBLE_PREFIX + scheme
+        self._visible = visible if visible in self._predictor.extras else None
+        self.has_visible = self._visible is not None
+
+    def read(self, image: np.ndarray, square: geometry.Square) -> Reading:
+        """The model's reading of the face framed by `square` in an RGB image."""
+        matrix = geometry.crop_matrix(square, self.input_size)
+        crop = geometry.warp(image, matrix, self.input_size).astype(np.float32)
+        out = self._predictor.run(crop[None])
+        points = out[POINTS_PREFIX + self.scheme.name][0].astype(np.float64)
+        return Reading(
+            geometry.transform_points(points * self.input_size, geometry.invert(matrix)),
+            float(out[PRESENCE][0]) if self.has_presence else None,
+            out[self._visible][0].astype(np.float64) if self._visible else None)
 
     def points(self, image: np.ndarray, square: geometry.Square) -> np.ndarray:
         """(K, 2) points in image pixels of the face framed by `square` in an RGB image."""
-        matrix = geometry.crop_matrix(square, self.input_size)
-        crop = geometry.warp(image, matrix, self.input_size).astype(np.float32)
-        out = self._predictor.predict(crop[None])[self.scheme.name][0].astype(np.float64)
-        return geometry.transform_points(out * self.input_size, geometry.invert(matrix))
+        return self.read(image, square).points
 
-    def detected_points(self, image: np.ndarray, detection: Detection) -> np.ndarray:
-        """(K, 2) points of a detected face: a first pass on the crop the detection
+    def detected(self, image: np.ndarray, detection: Detection) -> Reading:
+        """The reading of a detected face: a first pass on the crop the detection
         implies, then a second on the crop around the first pass's landmarks.
 
         The detection-to-crop relation is a fit on mostly frontal faces, and it frames
@@ -72,4 +100,8 @@ class Landmarker:
         inference per face.
         """
         first = self.points(image, landmark_square(detection))
-        return self.points(image, crop_square(first))
+        return self.read(image, crop_square(first))
+
+    def detected_points(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        """(K, 2) points of a detected face (`detected`'s)."""
+        return self.detected(image, detection).points

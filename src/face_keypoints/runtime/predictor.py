@@ -1,7 +1,9 @@
 """One interface over a trained model, whether a Keras .keras file or an exported .tflite.
 
-evaluate (and later predict) go through `load_predictor`, so a Keras model and its TFLite
-export are measured by the same code and can be compared number for number.
+evaluate and predict go through `load_predictor`, so a Keras model and its TFLite export
+are measured by the same code and can be compared number for number. Beside the points,
+a model may have a face-presence output and per-point visibility outputs (`extras`):
+`run` returns every output of one inference by name, `predict` the points alone.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from face_keypoints.card import MODEL_JSON, ModelCard
+from face_keypoints.card import MODEL_JSON, POINTS_PREFIX, PRESENCE, VISIBLE_PREFIX, ModelCard
 from face_keypoints.errors import BadInput
 from face_keypoints.resolve import ResolvedModel, listing, resolve_model
 
@@ -29,7 +31,8 @@ class Predictor(Protocol):
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
-def load_predictor(model: str | Path | ResolvedModel, threads: int | None = None) -> Predictor:
+def load_predictor(model: str | Path | ResolvedModel,
+                   threads: int | None = None) -> KerasPredictor | TFLitePredictor:
     """Open a .keras or .tflite model (a path, or a model resolve_model resolved, with its
     card); BadInput (one line) when it is not one of ours."""
     if threads is not None and threads < 1:
@@ -76,14 +79,23 @@ class KerasPredictor:
         self.path = path
         self.input_size = int(self.model.input_shape[1])
         self._outputs = {name: output_name(name) for name in self.schemes}
+        self.extras = [n for n in self.model.output_names
+                       if n == PRESENCE or n.startswith(VISIBLE_PREFIX)]
         self._batch_size = batch_size
 
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output by name: points_<scheme> (N, K, 2), presence (N,), visible_<scheme>
+        (N, K)."""
+        images = np.asarray(images, np.float32)
+        # A call costs a fraction of predict's set-up for the one crop a tracker asks for.
+        out = (self.model(images, training=False) if len(images) <= self._batch_size
+               else self.model.predict(images, batch_size=self._batch_size, verbose=0))
+        return {name: _shaped(name, np.asarray(out[name], np.float32), len(images))
+                for name in [*self._outputs.values(), *self.extras]}
+
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        out = self.model.predict(np.asarray(images, np.float32), batch_size=self._batch_size,
-                                 verbose=0)
-        # (N, 2K) x0, y0, x1, y1, ... -> (N, K, 2)
-        return {scheme: np.asarray(out[name], np.float32).reshape(len(images), -1, 2)
-                for scheme, name in self._outputs.items()}
+        out = self.run(images)
+        return {scheme: out[name] for scheme, name in self._outputs.items()}
 
 
 class TFLitePredictor:
@@ -106,27 +118,62 @@ class TFLitePredictor:
         if self.input_size != card.input_size:
             raise BadInput(f"{path}: input is {self.input_size} px but {MODEL_JSON} says "
                            f"{card.input_size}")
+        named = _signature_outputs(self._interpreter)
         by_size = {int(np.prod(o["shape"])): o["index"]
                    for o in self._interpreter.get_output_details()}
-        self._outputs: dict[str, tuple[int, int]] = {}
+        self._outputs: dict[str, int] = {}  # {output name: tensor index}
         for scheme, num_points in card.outputs.items():
-            if 2 * num_points not in by_size:
+            index = named.get(POINTS_PREFIX + scheme, by_size.get(2 * num_points))
+            if index is None:
                 raise BadInput(f"{path}: no output of size {2 * num_points} for scheme "
                                f"{scheme} named in {MODEL_JSON}")
-            self._outputs[scheme] = (by_size[2 * num_points], num_points)
-        self.schemes = list(self._outputs)
+            self._outputs[POINTS_PREFIX + scheme] = index
+        self.schemes = [name.removeprefix(POINTS_PREFIX) for name in self._outputs]
+        self.extras = [PRESENCE] if card.has_presence else []
+        self.extras += [VISIBLE_PREFIX + scheme for scheme in card.visible]
+        for name in self.extras:
+            if name not in named:
+                raise BadInput(f"{path}: {MODEL_JSON} lists the output {name}, which the "
+                               "model does not have")
+            self._outputs[name] = named[name]
 
-    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """One image at a time: the exported graph has a fixed batch of 1."""
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output by name, as KerasPredictor.run; one image at a time: the exported
+        graph has a fixed batch of 1."""
         images = np.asarray(images, np.float32)
-        out = {scheme: np.empty((len(images), k, 2), np.float32)
-               for scheme, (_, k) in self._outputs.items()}
-        for i, image in enumerate(images):
+        out: dict[str, list[np.ndarray]] = {name: [] for name in self._outputs}
+        for image in images:
             self._interpreter.set_tensor(self._input, image[None])
             self._interpreter.invoke()
-            for scheme, (index, k) in self._outputs.items():
-                out[scheme][i] = self._interpreter.get_tensor(index).reshape(k, 2)
-        return out
+            for name, index in self._outputs.items():
+                out[name].append(self._interpreter.get_tensor(index)[0])
+        return {name: _shaped(name, np.asarray(values, np.float32), len(images))
+                for name, values in out.items()}
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        out = self.run(images)
+        return {scheme: out[POINTS_PREFIX + scheme] for scheme in self.schemes}
+
+
+def _shaped(name: str, values: np.ndarray, count: int) -> np.ndarray:
+    """An output of `count` images as the runtime reads it: points (N, 2K) x0, y0, x1,
+    y1, ... -> (N, K, 2); presence (N, 1) -> (N,); visibility (N, K) as it is."""
+    if name.startswith(POINTS_PREFIX):
+        return values.reshape(count, -1, 2)
+    if name == PRESENCE:
+        return values.reshape(count)
+    return values.reshape(count, -1)
+
+
+def _signature_outputs(interpreter) -> dict[str, int]:
+    """{output name: tensor index} from the model's serving signature (the Keras output
+    names, which the converter keeps there); empty for a model without one."""
+    try:
+        runner = interpreter.get_signature_runner()
+    except ValueError:
+        return {}
+    return {str(name): int(detail["index"])
+            for name, detail in runner.get_output_details().items()}
 
 
 def open_interpreter(path: Path, threads: int | None = None):

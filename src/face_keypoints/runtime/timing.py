@@ -2,7 +2,8 @@
 
 Every round runs each subject once, in a rotating order, so a change of machine load falls
 on all of them alike. `benchmark` (benchmark.py) times one export and the peers with it;
-export times every precision of one export for its CPU pick (export/tflite.py).
+export times every precision of one export for its CPU pick (export/tflite.py), and the
+runtime times them again at first use on the machine that runs them (cpu_precision.py).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Subject:
 
     name: str
     model: Path
-    threads: int
+    threads: int | None
     run: Callable[[], object]
     init_us: float
     size_bytes: int
@@ -50,7 +51,7 @@ class Subject:
         return (time.perf_counter_ns() - start) / 1000.0
 
 
-def tflite_subject(name: str, path: Path, threads: int, graph: Graph) -> Subject:
+def tflite_subject(name: str, path: Path, threads: int | None, graph: Graph) -> Subject:
     """A LiteRT interpreter with its inputs filled once; init is open + allocate."""
     from face_keypoints.runtime.predictor import open_interpreter
 
@@ -71,11 +72,18 @@ def tflite_subject(name: str, path: Path, threads: int, graph: Graph) -> Subject
                     count_macs(graph))
 
 
-def interleaved(subjects: list[Subject], rounds: int) -> dict[str, list[float]]:
-    """Time every subject once per round, starting each round one subject later."""
+def interleaved(subjects: list[Subject], rounds: int, budget_s: float | None = None,
+                min_rounds: int = 1) -> dict[str, list[float]]:
+    """Time every subject once per round, starting each round one subject later. With
+    `budget_s`, stop after the first round that ends past that many seconds, once
+    `min_rounds` are done: a timing at first use must not hold the user up."""
     times: dict[str, list[float]] = {s.name: [] for s in subjects}
+    start = time.perf_counter()
     for r in range(rounds):
         for k in range(len(subjects)):
             subject = subjects[(r + k) % len(subjects)]
             times[subject.name].append(subject.timed())
+        if (budget_s is not None and r + 1 >= min_rounds
+                and time.perf_counter() - start > budget_s):
+            break
     return times

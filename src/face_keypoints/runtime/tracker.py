@@ -2,20 +2,27 @@
 
 The crop of a tracked face is the training crop around the box of its previous (raw,
 unsmoothed) landmarks, which frames the face better than a detector box does and costs no
-search of the whole frame. Our landmark model gives no confidence of its own (MediaPipe's
-gives a face-presence score), so each frame two proxies decide whether the face is
-still there, and the track ends when either says no:
+search of the whole frame. Each frame decides whether the face is still there, and the
+track ends when the answer is no:
 
 * the landmarks must look like a face framed as in training (`lost`): a regression model
   returns some shape whatever it is shown, but off a face the shape shrinks or drifts
   from the crop's centre or out of the image;
-* BlazeFace, run on the crop alone (where the face fills the input, about 1 ms), must
-  find a face with at least TRACK_MIN_SCORE, a lower bar than for finding a face in the
-  first place, as MediaPipe's min_tracking_confidence is, so that a known face turning
-  to a large yaw keeps its track while an empty crop loses it.
+* nor may they shrink below SHRINK_LIMIT of the face's size when a whole-frame search
+  last saw it: a face leaving the frame drags the crop after its last visible part (an
+  ear, hair), and the shape shrinks there a little each frame, each step within
+  SIDE_RANGE, while a real face does not recede that fast between two searches;
+* a model with a face-presence output answers itself, as MediaPipe's does: the track is
+  kept while its presence stays at least `min_tracking_confidence`, and no detector runs
+  on tracked crops;
+* a model without one (older exports) falls back to BlazeFace run on the crop alone
+  (where the face fills the input, about 1 ms), which must find a face with at least
+  TRACK_MIN_SCORE, a lower bar than for finding a face in the first place, so that a
+  known face turning to a large yaw keeps its track while an empty crop loses it.
 
 The whole frame is searched when no face is tracked, and every `redetect_every` frames
-while fewer than `max_faces` are, for faces that came into view.
+while fewer than `max_faces` are, for faces that came into view; with a presence output,
+a face found there is kept only when its presence reaches the same threshold.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import numpy as np
 
 from face_keypoints import geometry
 from face_keypoints.runtime.detector import BlazeFace, iou, landmark_square
-from face_keypoints.runtime.landmarker import Landmarker, crop_square
+from face_keypoints.runtime.landmarker import Landmarker, Reading, crop_square
 from face_keypoints.runtime.smoothing import OneEuroFilter, OneEuroParams
 
 # A face framed as in training has a landmark box of 1 / MODEL_SCALE = 0.8 of the crop;
@@ -35,7 +42,9 @@ from face_keypoints.runtime.smoothing import OneEuroFilter, OneEuroParams
 SIDE_RANGE = (0.6, 1.05)
 MAX_OFFSET = 0.15  # landmark box centre from the crop centre, in crop sides
 MIN_INSIDE = 0.5  # fraction of the points that must lie inside the image
-TRACK_MIN_SCORE = 0.3  # detector score on the crop that keeps a track
+TRACK_MIN_SCORE = 0.3  # detector score on the crop that keeps a track (no presence output)
+MIN_TRACKING_CONFIDENCE = 0.5  # presence that keeps a track (MediaPipe's default)
+SHRINK_LIMIT = 0.6  # crop side, against the side when a whole-frame search last saw it
 MATCH_IOU = 0.3  # a detection and a track are one face above this crop overlap
 SAME_FACE_IOU = 0.5  # two tracks above this crop overlap have converged on one face
 
@@ -61,13 +70,24 @@ class Track:
     """One face followed through a stream.
 
     `points` are the model's raw points (they place the next crop); `output` the smoothed
-    ones reported; `score` the detector's score for the face in the latest frame.
+    ones reported; `score` the face's confidence in the latest frame: the detector's on
+    the frame that found it, then the model's presence where it has that output, else
+    the detector's score on the crop;
+    `presence` and `visible` the model's readings (None without those outputs); `seen`
+    the side of its crop when a whole-frame search last found it.
     """
 
     points: np.ndarray
     output: np.ndarray
     score: float
     smoother: OneEuroFilter | None
+    presence: float | None = None
+    visible: np.ndarray | None = None
+    seen: float = 0.0
+
+    def update(self, reading: Reading, score: float) -> None:
+        self.points, self.score = reading.points, score
+        self.presence, self.visible = reading.presence, reading.visible
 
 
 class Tracker:
@@ -75,11 +95,16 @@ class Tracker:
 
     def __init__(self, detector: BlazeFace, landmarker: Landmarker,
                  max_faces: int | None = None, redetect_every: int = 10,
-                 smoothing: OneEuroParams | None = None) -> None:
+                 smoothing: OneEuroParams | None = None,
+                 min_tracking_confidence: float = MIN_TRACKING_CONFIDENCE) -> None:
         if redetect_every < 1:
             raise ValueError(f"redetect_every {redetect_every}: must be at least 1")
+        if not 0.0 <= min_tracking_confidence <= 1.0:
+            raise ValueError(f"min_tracking_confidence {min_tracking_confidence}: must be "
+                             "from 0 to 1")
         self.detector, self.landmarker = detector, landmarker
         self.max_faces, self.redetect_every, self.smoothing = max_faces, redetect_every, smoothing
+        self.min_tracking_confidence = min_tracking_confidence
         self.tracks: list[Track] = []
         self._since_detection = 0
 
@@ -94,12 +119,13 @@ class Tracker:
         kept: list[Track] = []
         for track in self.tracks:
             square = crop_square(track.points)
-            points = self.landmarker.points(frame, square)
-            if lost(points, square, width, height):
+            reading = self.landmarker.read(frame, square)
+            if (lost(reading.points, square, width, height)
+                    or crop_square(reading.points).side < SHRINK_LIMIT * track.seen):
                 continue
-            found = self.detector.detect(frame, square, min_score=TRACK_MIN_SCORE)
-            if found:
-                track.points, track.score = points, found[0].score
+            score = self._still_there(frame, square, reading)
+            if score is not None:
+                track.update(reading, score)
                 kept.append(track)
         self.tracks = self._distinct(kept)
         self._since_detection += 1
@@ -113,6 +139,16 @@ class Tracker:
                             else track.smoother(track.points, time, scale))
         return self.tracks
 
+    def _still_there(self, frame: np.ndarray, square: geometry.Square,
+                     reading: Reading) -> float | None:
+        """The tracked face's score in this frame, or None when it is gone: the model's
+        presence against the threshold, else the detector on the crop."""
+        if reading.presence is not None:
+            return (reading.presence if reading.presence >= self.min_tracking_confidence
+                    else None)
+        found = self.detector.detect(frame, square, min_score=TRACK_MIN_SCORE)
+        return found[0].score if found else None
+
     def _add_new_faces(self, frame: np.ndarray) -> None:
         """Start a track for each detected face that no track follows yet."""
         followed = [_corners(crop_square(t.points)) for t in self.tracks]
@@ -120,12 +156,20 @@ class Tracker:
             if self.max_faces is not None and len(self.tracks) >= self.max_faces:
                 break
             square = landmark_square(detection)
-            if followed and iou(_corners(square), np.array(followed)).max() > MATCH_IOU:
+            overlaps = iou(_corners(square), np.array(followed)) if followed else np.zeros(0)
+            if overlaps.size and overlaps.max() > MATCH_IOU:
+                self.tracks[int(overlaps.argmax())].seen = square.side
                 continue
-            points = self.landmarker.detected_points(frame, detection)
+            reading = self.landmarker.detected(frame, detection)
+            if (reading.presence is not None
+                    and reading.presence < self.min_tracking_confidence):
+                continue  # the detector saw a face the landmark model does not frame
             smoother = None if self.smoothing is None else OneEuroFilter(self.smoothing)
-            self.tracks.append(Track(points, points, detection.score, smoother))
-            followed.append(_corners(crop_square(points)))
+            track = Track(reading.points, reading.points, detection.score, smoother,
+                          seen=crop_square(reading.points).side)
+            track.update(reading, detection.score)
+            self.tracks.append(track)
+            followed.append(_corners(crop_square(reading.points)))
 
     @staticmethod
     def _distinct(tracks: list[Track]) -> list[Track]:
