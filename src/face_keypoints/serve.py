@@ -122,7 +122,8 @@ def page_settings(*cards: dict) -> dict:
 
     spec = detector.SHORT_RANGE
     schemes = {}
-    for output in (o for card in cards for o in card["outputs"]):
+    for output in (o for card in cards for o in card["outputs"]
+                   if o.get("kind", "points") == "points"):
         scheme = SCHEMES.get(output["scheme"])
         if scheme is None:  # an unknown scheme is still drawn: points, no contours
             continue

@@ -18,9 +18,10 @@ export class Landmarker {
                       `${this.size} px RGB`);
     }
     // An output is found by the tensor name model.json gives, else by its size 2K, as
-    // the Python runtime does.
+    // the Python runtime does. Outputs of another kind than points (presence,
+    // visibility; entries without a kind are points) are not read here yet.
     this.outputs = {};
-    for (const output of card.outputs) {
+    for (const output of card.outputs.filter((o) => (o.kind ?? "points") === "points")) {
       const k = output.num_points;
       const index = runner.outputs.findIndex((o) => (output.tensor ? o.name === output.tensor
         : o.shape.reduce((p, q) => p * q, 1) === 2 * k));
