@@ -413,9 +413,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", nargs="+", default=["default"], metavar="MODEL",
                    help="default or lite (shipped models), or a folder written by export "
                         "(its fp16 .tflite and model.json: the page runs fp16, what GPU "
-                        "delegates want, where predict runs the file timed fastest on its CPU); several (--model default "
-                        "lite) are offered in the page's Model menu, the first at start; "
-                        "default: default")
+                        "delegates want, where predict runs the file timed fastest on its "
+                        "CPU); several (--model default lite) are offered in the page's "
+                        "Model menu, the first at start; default: default")
     p.add_argument("--port", type=int, default=8000, help="TCP port, 0 to 65535 (default "
                                                           "8000; 0: any free port)")
     p.add_argument("--host", default="0.0.0.0",
