@@ -60,12 +60,9 @@ def main(argv: list[str] | None = None) -> int:
                              "scored with the ground truth's eyes levelled (repeatable)")
     parser.add_argument("--out", type=Path, help="write the table (.md) and numbers (.json)")
     args = parser.parse_args(argv)
-    models = {}
-    for item in args.model:
-        label, sep, model = item.partition("=")
-        if not sep or not label or not model:
-            parser.error(f"--model {item}: give LABEL=MODEL")
-        models[label] = model
+    from framing import labelled
+
+    models = labelled(parser, args.model)
     for label in args.align:
         if label not in models:
             parser.error(f"--align {label}: no --model has that label")

@@ -69,6 +69,17 @@ def table(rows: dict[str, dict], caches: list[str]) -> str:
     return "\n".join(lines)
 
 
+def labelled(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, str]:
+    """{label: model} of repeated `--model LABEL=MODEL` flags (also benchmarks/fit.py's)."""
+    models = {}
+    for item in items:
+        label, sep, model = item.partition("=")
+        if not sep or not label or not model:
+            parser.error(f"--model {item}: give LABEL=MODEL")
+        models[label] = model
+    return models
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", required=True, metavar="LABEL=MODEL",
@@ -77,12 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-bin", type=int, default=100, help="MERL-RAV faces per yaw bin")
     parser.add_argument("--out", type=Path, help="write the markdown table here")
     args = parser.parse_args(argv)
-    models = {}
-    for item in args.model:
-        label, sep, model = item.partition("=")
-        if not sep or not label or not model:
-            parser.error(f"--model {item}: give LABEL=MODEL")
-        models[label] = model
+    models = labelled(parser, args.model)
     from detectors import SHARED
 
     from face_keypoints.errors import BadInput
