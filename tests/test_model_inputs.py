@@ -146,3 +146,38 @@ def test_evaluate_output_that_cannot_be_written_fails_before_scoring(
         assert result.code == 2
         assert f"--output {output}" in _one_error_line(result.err, "evaluate")
         assert result.out == ""  # no scores printed, none lost
+
+
+@needs_model
+def test_a_fifo_inside_a_predict_folder_is_reported_and_the_rest_go_on(
+        tmp_path: Path, run_cli) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    os.mkfifo(folder / "stream.jpg")
+    (folder / "astronaut.jpg").write_bytes((REPO / "examples" / "astronaut.jpg").read_bytes())
+    result = run_cli("predict", folder, "--json")
+    assert result.code == 1
+    assert f"failed {folder / 'stream.jpg'}: not a regular file" in result.err
+    assert json.loads(result.out.splitlines()[0])["image"] == str(folder / "astronaut.jpg")
+
+
+@needs_model
+@pytest.mark.parametrize("verb", ["evaluate", "benchmark", "predict"])
+def test_every_verb_bounds_threads_in_one_line(verb: str, run_cli,
+                                               work: dict[str, Path]) -> None:
+    """A huge --threads starts that many LiteRT threads and crashes the process (exit
+    139); every verb that takes it refuses it first."""
+    args = {"evaluate": ("--data", work["cache"]), "benchmark": ("--runs", 1),
+            "predict": (REPO / "examples" / "astronaut.jpg",)}[verb]
+    result = run_cli(verb, "--model", "default", "--threads", 100000, *args)
+    assert result.code == 2
+    assert "threads 100000: give 1 to" in _one_error_line(result.err, verb)
+
+
+def test_a_misspelt_shipped_name_suggests_it(run_cli, work: dict[str, Path]) -> None:
+    with pytest.raises(BadInput, match=r"defualt: no such model file; did you mean default\?"):
+        resolve_model("defualt")
+    with pytest.raises(BadInput, match=r"did you mean lite:int8\?"):
+        resolve_model("litte:int8")
+    result = run_cli("evaluate", "--model", "defualt:fp32", "--data", work["cache"])
+    assert "did you mean default:fp32?" in _one_error_line(result.err, "evaluate")

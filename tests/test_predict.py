@@ -115,6 +115,17 @@ def test_the_sample_photo_gives_one_face_a_json_and_an_annotated_copy(run_cli,
 
 
 @needs_model
+def test_without_output_or_json_it_says_that_nothing_was_saved_and_how_to_save(
+        run_cli, tmp_path: Path) -> None:
+    result = run_cli("predict", SAMPLE)
+    assert result.code == 0, result.err
+    assert result.out.strip() == f"{SAMPLE}: 1 face"
+    assert "nothing was saved; --output DIR writes" in result.err
+    for extra in (("--json",), ("--output", tmp_path / "out")):
+        assert "nothing was saved" not in run_cli("predict", SAMPLE, *extra).err
+
+
+@needs_model
 def test_json_prints_one_object_per_input_and_matches_the_python_api(run_cli) -> None:
     from face_keypoints import FaceLandmarker
 

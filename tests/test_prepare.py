@@ -234,6 +234,21 @@ def test_zero_byte_image_skips_its_faces(run_cli, copy_fixture, tmp_path: Path) 
              f"{root / WFLW_LIST}:1", "empty image file (0 bytes)", 3)
 
 
+def test_wflw_points_far_outside_the_image_skip_that_face_though_its_rect_is_inside(
+        run_cli, copy_fixture, tmp_path: Path) -> None:
+    """A line whose points were moved thousands of pixels out (its rect left in place)
+    is refused, as the readers without a rect refuse a landmark box outside the image."""
+    root = copy_fixture("wflw")
+
+    def far_right(fields: list[str]) -> list[str]:
+        return [f"{float(v) + 6000:.3f}" if i < 196 and i % 2 == 0 else v
+                for i, v in enumerate(fields)]
+
+    edit_line(root / WFLW_LIST, 2, wflw_fields(far_right))
+    one_skip(run_prepare(run_cli, "wflw", root, tmp_path / "out"),
+             f"{root / WFLW_LIST}:2", "lie mostly outside the", 3)
+
+
 @pytest.fixture
 def afw_reference(run_cli, tmp_path: Path):
     out = tmp_path / "reference"

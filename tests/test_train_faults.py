@@ -182,3 +182,24 @@ def test_train_on_a_full_or_read_only_disk_is_one_line(cache: Path, small_disk) 
     assert read_only.returncode == 2
     line = _error_line(read_only.stderr)
     assert str(disk / "other") in line and os.strerror(30) in line  # EROFS
+
+
+@pytest.mark.parametrize(("key", "value"), [("steps_per_epoch", 1_000_000_000_000),
+                                            ("epochs", 10**9), ("batch_size", 10**7)])
+def test_a_huge_number_in_a_config_is_one_line_naming_the_key(run_cli, tmp_path: Path,
+                                                               key: str, value: int) -> None:
+    """Bounded like the flags: a number too large to train with fails at once, before it
+    allocates (1e12 steps an epoch was a MemoryError traceback)."""
+    config = tmp_path / "huge.yaml"
+    config.write_text(f"{key}: {value}\n")
+    result = run_cli("train", "--config", config, "--output", tmp_path / "run")
+    assert result.code == 2
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.err, result.err
+    assert f"{key} {value}: must be at most" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_input_size_help_says_a_multiple_of_16(run_cli) -> None:
+    result = run_cli("train", "--help")
+    assert "a multiple of 16 in 96-224" in " ".join(result.out.split())

@@ -119,7 +119,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", type=int,
                    help=shown("depth", "depthwise-separable blocks kept (1-13)"))
     p.add_argument("--input-size", type=int,
-                   help=shown("input_size", "model input in pixels (96-224)"))
+                   help=shown("input_size", "model input in pixels: a multiple of 16 in "
+                                             "96-224"))
     p.add_argument("--head", help=shown("head", "head: gap, flatten, dwpool, msgap or "
                                                 "simcc (coordinate classification)"))
     p.add_argument("--loss", help=shown("loss", "wing, l1 or l2 (regression heads; simcc "
@@ -371,6 +372,9 @@ def _run_predict(args: argparse.Namespace) -> int:
         return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a pipe
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    if args.output is None and not args.json and result.results:
+        print("note: nothing was saved; --output DIR writes each input's annotated copy "
+              "and JSON there (--json prints the JSON)", file=sys.stderr)
     return 1 if result.failures else 0
 
 

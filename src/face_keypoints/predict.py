@@ -142,8 +142,12 @@ def _plan(inputs: Sequence[str | Path], camera: int | None, directory: Path | No
     skip = None if directory is None else directory.resolve()
     for given in map(Path, inputs):
         if given.is_dir():
-            files = [p for p in sorted(given.rglob("*")) if _wanted(p, given, skip)]
-            if not files:
+            named = [p for p in sorted(given.rglob("*")) if _wanted(p, given, skip)]
+            files = [p for p in named if p.is_file()]
+            for path in named:
+                if not path.is_file():
+                    fail(str(path), "not a regular file (a FIFO, socket or device)")
+            if not named:
                 fail(str(given), "no images or videos in this folder")
             for path in files:
                 relative = path.relative_to(given).with_suffix("")
@@ -169,9 +173,10 @@ def _plan(inputs: Sequence[str | Path], camera: int | None, directory: Path | No
 
 
 def _wanted(path: Path, folder: Path, skip: Path | None) -> bool:
-    """An image or video in a folder; hidden files are not, nor files in an --output folder
-    inside it (an earlier run's results)."""
-    if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+    """A name of an image or video in a folder (a FIFO so named too, which is reported);
+    hidden files are not, nor files in an --output folder inside it (an earlier run's
+    results)."""
+    if path.is_dir() or path.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
         return False
     if any(part.startswith(".") for part in path.relative_to(folder).parts):
         return False

@@ -102,6 +102,10 @@ class _Cropper:
         if _inside(box, width, height) < 0.5:
             return (f"face box {np.round(box, 1).tolist()} lies mostly outside the "
                     f"{width}x{height} image")
+        marks = geometry.landmark_box(face.points, present)
+        if face.box is not None and _inside(marks, width, height) < 0.5:
+            return (f"points {np.round(marks, 1).tolist()} lie mostly outside the "
+                    f"{width}x{height} image, though the face box is inside")
         crop, matrix, square = geometry.crop_face(image, box, self.size, geometry.CACHE_SCALE)
         points = np.where(present[:, None], geometry.transform_points(face.points, matrix), 0.0)
         meta = {

@@ -7,6 +7,7 @@ export are measured by the same code and can be compared number for number.
 from __future__ import annotations
 
 import contextlib
+import os
 import zipfile
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +17,8 @@ import numpy as np
 from face_keypoints.card import MODEL_JSON, ModelCard
 from face_keypoints.errors import BadInput
 from face_keypoints.resolve import ResolvedModel, listing, resolve_model
+
+THREADS_PER_CPU = 2  # inference threads allowed per CPU; more only slow LiteRT down
 
 
 class Predictor(Protocol):
@@ -32,8 +35,7 @@ class Predictor(Protocol):
 def load_predictor(model: str | Path | ResolvedModel, threads: int | None = None) -> Predictor:
     """Open a .keras or .tflite model (a path, or a model resolve_model resolved, with its
     card); BadInput (one line) when it is not one of ours."""
-    if threads is not None and threads < 1:
-        raise BadInput(f"threads {threads}: must be at least 1")
+    check_threads(threads)
     resolved = model if isinstance(model, ResolvedModel) else resolve_model(Path(model))
     path = resolved.path
     if path.exists() and not path.is_file():
@@ -127,6 +129,18 @@ class TFLitePredictor:
             for scheme, (index, k) in self._outputs.items():
                 out[scheme][i] = self._interpreter.get_tensor(index).reshape(k, 2)
         return out
+
+
+def check_threads(threads: int | None) -> None:
+    """BadInput unless `threads` is None or 1 to THREADS_PER_CPU x this machine's CPUs:
+    LiteRT starts every thread it is given, and a huge count starves the machine and can
+    crash it."""
+    if threads is None:
+        return
+    cpus = os.cpu_count() or 1
+    if threads < 1 or threads > THREADS_PER_CPU * cpus:
+        raise BadInput(f"threads {threads}: give 1 to {THREADS_PER_CPU * cpus} "
+                       f"({THREADS_PER_CPU} per CPU; this machine has {cpus})")
 
 
 def open_interpreter(path: Path, threads: int | None = None):
