@@ -148,6 +148,23 @@ def test_evaluate_output_that_cannot_be_written_fails_before_scoring(
         assert result.out == ""  # no scores printed, none lost
 
 
+@pytest.mark.parametrize("as_json", [True, False])
+def test_evaluate_prints_its_scores_before_a_full_disk_stops_the_pictures(
+        small_disk, run_cli, work: dict[str, Path], as_json: bool) -> None:
+    """The scores are computed before the pictures are drawn: a disk that fills while
+    they are written loses the pictures, not the scores, and the line names the folder."""
+    disk = small_disk("24k")
+    result = run_cli("evaluate", "--model", work["run"], "--data", work["cache"],
+                     "--output", disk, *(["--json"] if as_json else []))
+    assert result.code == 2
+    line = _one_error_line(result.err, "evaluate")
+    assert f"{disk}: cannot write the pictures" in line and "(the scores were computed)" in line
+    if as_json:
+        assert json.loads(result.out)["n"] == 3
+    else:
+        assert "NME inter-ocular" in result.out
+
+
 @needs_model
 def test_a_fifo_inside_a_predict_folder_is_reported_and_the_rest_go_on(
         tmp_path: Path, run_cli) -> None:

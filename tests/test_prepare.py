@@ -940,3 +940,20 @@ def test_coco_whose_every_annotation_is_unusable_is_one_line_and_no_cache(
     _one_failure(result, "no usable face (skipped 2)")
     assert len(result.skip_lines) == 2 and all(reason in line for line in result.skip_lines)
     _no_cache_left(tmp_path)
+
+
+def test_a_second_prepare_into_an_output_being_written_is_refused_in_one_line(
+        run_cli, tmp_path: Path) -> None:
+    """While a run holds the output, another prepare there names the other run (not a
+    missing .partial file), writes nothing, and leaves no hidden staging folder."""
+    from face_keypoints.fileio import owned
+
+    out = tmp_path / "out"
+    with owned(out):
+        result = run_prepare(run_cli, "300w", FIXTURES / "300w" / "afw", out)
+        assert result.code == 2
+        lines = [line for line in result.err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "another run is writing there now" in lines[0], lines
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock"]
+    prepared(run_prepare(run_cli, "300w", FIXTURES / "300w" / "afw", out), 3, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

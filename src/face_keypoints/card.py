@@ -10,6 +10,7 @@ line wherever it is met.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from face_keypoints.fileio import write_json_atomic
 
 MODEL_JSON = "model.json"
 FORMAT_VERSION = 1
+PRECISIONS = ("fp32", "fp16", "int8")  # the .tflite files an export can write
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,28 @@ class ModelCard:
         pick = cpu.get("precision") if isinstance(cpu, dict) else None
         return pick if isinstance(pick, str) and pick != "keras" else None
 
+    def check_file(self, path: Path) -> None:
+        """BadInput when `path`, a file the card names, is not the file it describes (its
+        sha256 differs): the files of an interrupted export, or one replaced by hand, are
+        refused rather than run under a card that is not theirs."""
+        precision = self.precision_of(path)
+        digest = self.entry(precision).get("sha256") if precision else None
+        if not isinstance(digest, str):
+            return
+        if sha256(path) != digest:
+            raise BadInput(f"{path}: is not the file its {MODEL_JSON} describes (sha256 "
+                           "differs): an export into this folder was interrupted or the file "
+                           "was replaced; export again")
+
     def with_cpu(self, entry: dict) -> ModelCard:
         """The card with `entry` as its "cpu" record, written to disk."""
         return ModelCard.write(self.folder, {**self.data, "cpu": entry})
+
+
+def sha256(path: Path) -> str:
+    """The hex digest of a file, read in blocks (a .keras may be tens of megabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

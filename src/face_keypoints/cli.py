@@ -234,9 +234,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     from face_keypoints.evaluate import evaluate, format_table
 
-    result = evaluate(model=args.model, data=args.data, output=args.output,
-                      threads=args.threads)
-    print(json.dumps(result) if args.json else format_table(result))
+    def show(result: dict) -> None:
+        print(json.dumps(result) if args.json else format_table(result), flush=True)
+
+    evaluate(model=args.model, data=args.data, output=args.output, threads=args.threads,
+             on_scores=show)
     return 0
 
 

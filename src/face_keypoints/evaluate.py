@@ -12,6 +12,7 @@ from present source points, are scored.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +27,13 @@ from face_keypoints.runtime.predictor import Predictor, load_predictor
 from face_keypoints.schemes import Scheme, get_scheme, mapping_matrix
 
 PICTURES = 16  # faces in each picture grid (4 x 4)
+PICTURE_NAMES = ("ced", "predictions", "ground_truth")  # the .png files of --output
 YAW_BINS = {"yaw_0_30": (0.0, 30.0), "yaw_30_60": (30.0, 60.0), "yaw_60_90": (60.0, math.inf)}
 
 
 def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
              output: str | Path | None = None, threads: int | None = None,
-             batch_size: int = 64) -> dict:
+             batch_size: int = 64, on_scores: Callable[[dict], None] | None = None) -> dict:
     """Score `model` (a path, `default`, `default:PRECISION` or a Predictor) on the cache
     `data`; with `output`, also write ced.png, predictions.png and ground_truth.png there.
     Returns a JSON-ready dict (NaN -> None)."""
@@ -88,10 +90,19 @@ def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
         "subsets": {name: _subset(nme, mask) for name, mask in _subsets(cache, indices).items()},
     }
     if output is not None:
+        result["pictures"] = {name: str(Path(output) / f"{name}.png") for name in PICTURE_NAMES}
+    result = _json_ready(result)
+    if on_scores is not None:  # before the pictures: a disk that fills then loses nothing
+        on_scores(result)
+    if output is not None:
         title = f"{predictor.path.name} on {cache.path.name} ({len(indices)} faces)"
-        result["pictures"] = _pictures(Path(output), scheme, np.stack(crops), pred[picked],
-                                       truth[picked], present[picked], nme, title)
-    return _json_ready(result)
+        try:
+            _pictures(Path(output), scheme, np.stack(crops), pred[picked], truth[picked],
+                      present[picked], nme, title)
+        except OSError as err:
+            raise BadInput(f"{output}: cannot write the pictures: {err.strerror or err} "
+                           "(the scores were computed)") from None
+    return result
 
 
 def _target_scheme(data_scheme: Scheme, model_schemes: list[str], where: Path) -> Scheme:
@@ -140,9 +151,9 @@ def _subset(nme: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, float | i
 
 def _pictures(folder: Path, scheme: Scheme, crops: np.ndarray, pred: np.ndarray,
               truth: np.ndarray, present: np.ndarray, nme: dict[str, np.ndarray],
-              title: str) -> dict[str, str]:
+              title: str) -> None:
     """CED plot and two grids of the same faces, same order: predictions, ground truth."""
-    paths = {name: folder / f"{name}.png" for name in ("ced", "predictions", "ground_truth")}
+    paths = {name: folder / f"{name}.png" for name in PICTURE_NAMES}
     draw.save_png(paths["predictions"], draw.grid(
         [draw.draw_face(crop, p, scheme) for crop, p in zip(crops, pred, strict=True)]))
     draw.save_png(paths["ground_truth"], draw.grid(
@@ -155,7 +166,6 @@ def _pictures(folder: Path, scheme: Scheme, crops: np.ndarray, pred: np.ndarray,
             curves[f"{label}: NME {summary['nme']:.2f}%, AUC@10% {summary['auc']:.3f}"] = (
                 metrics.ced(nme[name]))
     draw.save_ced(paths["ced"], curves, title=title)
-    return {name: str(path) for name, path in paths.items()}
 
 
 def _json_ready(value: object) -> object:

@@ -32,12 +32,11 @@ import keras
 import numpy as np
 
 from face_keypoints import geometry
-from face_keypoints.card import FORMAT_VERSION, ModelCard
+from face_keypoints.card import FORMAT_VERSION, PRECISIONS, ModelCard
 from face_keypoints.fileio import write_atomic
 from face_keypoints.model.network import INPUT_NAME, model_schemes
 from face_keypoints.schemes import get_scheme
 
-PRECISIONS = ("fp32", "fp16", "int8")
 CPU_TOLERANCE = 0.01  # a file whose NME is within 1 % of fp32's may run instead of it
 CPU_RUNS = 300  # timed inferences per file, interleaved, for the CPU pick
 

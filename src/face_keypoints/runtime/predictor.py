@@ -44,6 +44,8 @@ def load_predictor(model: str | Path | ResolvedModel, threads: int | None = None
         beside = (f"; {path.parent} holds {listing(path.parent)}" if path.parent.is_dir()
                   else "")
         raise BadInput(f"{path}: no such model file{beside}")
+    if resolved.card is not None:
+        resolved.card.check_file(path)
     if path.suffix == ".keras":
         return KerasPredictor(path, threads)
     if path.suffix == ".tflite":
