@@ -14,6 +14,17 @@ from face_keypoints.errors import FaceKeypointsError
 
 # Errors of the machine rather than of the input, reported in one line with the path.
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+# What the [train] extra installs: training, export, and running a .keras need it.
+_TRAIN_EXTRA = ("tensorflow", "keras", "tensorboard")
+
+
+def _missing_extra(err: Exception) -> str | None:
+    """The line for a verb that needs the [train] extra where it is not installed."""
+    name = getattr(err, "name", None) or ""
+    if not isinstance(err, ModuleNotFoundError) or name.split(".")[0] not in _TRAIN_EXTRA:
+        return None
+    return (f"this needs {name.split('.')[0]}, which the [train] extra installs: "
+            "pip install 'face-keypoints[train]' (in a clone: pip install -e '.[train]')")
 
 
 def _disk_error(err: Exception) -> str | None:
@@ -465,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"face-keypoints {args.verb}: error: {err}", file=sys.stderr)
         return err.code
     except Exception as err:
-        line = _disk_error(err)
+        line = _disk_error(err) or _missing_extra(err)
         if line is None:
             raise
         print(f"face-keypoints {args.verb}: error: {line}", file=sys.stderr)
