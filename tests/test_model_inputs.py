@@ -18,9 +18,6 @@ from face_keypoints.errors import BadInput
 from face_keypoints.resolve import KERAS, LITE, resolve_model, shipped_folder
 from face_keypoints.runtime.predictor import load_predictor
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
-
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,6 @@ from conftest import FIXTURES, REPO, cli_command, needs_model
 # Pieces of the libraries' own start-up and log lines.
 LIBRARY_MARKERS = ("oneDNN", "absl::InitializeLog", "cpu_feature_guard", "XNNPACK",
                    "TensorFlow Lite", "tensorflow/", "I0000 ", "W0000 ", "E0000 ")
-
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
-
 
 def _run(*args: object) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -59,6 +56,31 @@ def test_evaluate_and_export_keep_tensorflow_lines_off_stderr_unless_verbose(
     assert verbose.returncode == 0, verbose.stderr
     assert _library_lines(verbose.stderr), verbose.stderr
     assert verbose.stdout == quiet.stdout  # the same result either way
+
+
+def test_an_int8_export_keeps_the_converters_warning_off_stderr(
+        tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """TensorFlow warns (UserWarning) that the float input of an int8 model has no
+    statistics: what a float input is meant to have, and not the user's to act on."""
+    cache, model = tiny
+    exported = _run("export", "--model", model, "--output", tmp_path / "out", "--precision",
+                    "int8", "--representative", cache)
+    assert exported.returncode == 0, exported.stderr
+    assert "Statistics for quantized inputs" not in exported.stderr
+    assert "UserWarning" not in exported.stderr and not _library_lines(exported.stderr)
+
+
+@needs_model
+def test_the_python_api_keeps_litert_lines_off_stderr() -> None:
+    """FaceLandmarker used as a library (no CLI, no --verbose) prints nothing: LiteRT's
+    XNNPACK note for each interpreter stays off the caller's stderr."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    program = ("from face_keypoints import FaceLandmarker; "
+               f"print(len(FaceLandmarker().detect({str(REPO / 'examples' / 'astronaut.jpg')!r})))")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1" and done.stderr == ""
 
 
 @needs_model

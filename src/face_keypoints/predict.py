@@ -23,7 +23,6 @@ import numpy as np
 from face_keypoints import draw
 from face_keypoints.errors import BadInput
 from face_keypoints.fileio import write_atomic, write_json_atomic, write_text_atomic
-from face_keypoints.quiet import native_stderr_silenced
 from face_keypoints.resolve import resolve_model
 from face_keypoints.runtime.api import Face, FaceLandmarker, as_rgb, check_threads
 from face_keypoints.runtime.smoothing import OneEuroParams
@@ -107,10 +106,9 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
         _remove_temporaries(directory)
     if not items:
         return result
-    with native_stderr_silenced():  # LiteRT's note for every interpreter it sets up
-        landmarker = FaceLandmarker(resolved, threads=threads, max_faces=max_faces,
-                                    smoothing=smoothing, min_cutoff=min_cutoff, beta=beta,
-                                    scheme=scheme)
+    landmarker = FaceLandmarker(resolved, threads=threads, max_faces=max_faces,
+                                smoothing=smoothing, min_cutoff=min_cutoff, beta=beta,
+                                scheme=scheme)
     for item in items:
         try:
             if item.kind == "image":

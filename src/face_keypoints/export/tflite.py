@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import io
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from face_keypoints import geometry
 from face_keypoints.card import FORMAT_VERSION, PRECISIONS, ModelCard
 from face_keypoints.fileio import write_atomic
 from face_keypoints.model.network import INPUT_NAME, model_schemes
+from face_keypoints.quiet import is_verbose, native_stderr_silenced
 from face_keypoints.schemes import get_scheme
 
 CPU_TOLERANCE = 0.01  # a file whose NME is within 1 % of fp32's may run instead of it
@@ -71,8 +73,12 @@ def convert(model: keras.Model, path: Path, precision: str = "fp32",
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-    # The converter prints its temporary SavedModel's signature on stdout; keep stdout clean.
-    with contextlib.redirect_stdout(io.StringIO()):
+    # The converter prints its temporary SavedModel's signature on stdout; keep stdout
+    # clean, and stderr for our lines: int8 calibration warns that the float input has no
+    # statistics, which is what a float input is meant to have.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        if not is_verbose():
+            warnings.filterwarnings("ignore", "Statistics for quantized inputs")
         flatbuffer = converter.convert()
     write_atomic(Path(path), lambda tmp: tmp.write_bytes(flatbuffer))
 
@@ -122,7 +128,8 @@ def _describe(path: Path) -> dict[str, object]:
                                "size_bytes": len(data)}
     if path.suffix != ".tflite":
         return card
-    interpreter = Interpreter(model_content=data)
+    with native_stderr_silenced():
+        interpreter = Interpreter(model_content=data)
     for role, details in (("input", interpreter.get_input_details()),
                           ("output", interpreter.get_output_details())):
         dtype = np.dtype(details[0]["dtype"])

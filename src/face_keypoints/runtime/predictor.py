@@ -16,6 +16,7 @@ import numpy as np
 
 from face_keypoints.card import MODEL_JSON, ModelCard
 from face_keypoints.errors import BadInput
+from face_keypoints.quiet import native_stderr_silenced
 from face_keypoints.resolve import ResolvedModel, listing, resolve_model
 
 THREADS_PER_CPU = 2  # inference threads allowed per CPU; more only slow LiteRT down
@@ -150,8 +151,9 @@ def open_interpreter(path: Path, threads: int | None = None):
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()
+        with native_stderr_silenced():  # LiteRT's XNNPACK note, for every interpreter
+            interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as err:
         raise BadInput(f"{path}: not a loadable TFLite model: {_first_line(err)}") from None
     return interpreter
