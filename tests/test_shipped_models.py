@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -259,3 +260,19 @@ def test_on_a_cpu_the_shipped_model_runs_its_fastest_file_within_1_percent_of_fp
     if name == "default":
         assert resolve_model(None, cpu=True).path == int8
         assert FaceLandmarker().precision == "int8"
+
+
+@needs_model
+def test_the_readmes_cpu_figures_are_the_shipped_model_json_s():
+    """The README quotes the default model's CPU pick; the figures are model.json's "cpu"
+    (the file a command wrote), so a re-measured card cannot leave the README behind."""
+    text = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    times = re.search(r"int8, (\d+) µs a face against fp32's (\d+) µs and fp16's (\d+) µs",
+                      text)
+    nmes = re.search(r"NME on AFW ([\d.]+) % against ([\d.]+) %", text)
+    assert times and nmes, "the README's CPU precision paragraph has changed its wording"
+    cpu = _card()["cpu"]["files"]
+    assert [int(v) for v in times.groups()] == [round(cpu[p]["median_us"])
+                                               for p in ("int8", "fp32", "fp16")]
+    assert [float(v) for v in nmes.groups()] == [round(cpu[p]["nme_pct"], 3)
+                                                for p in ("int8", "fp32")]
