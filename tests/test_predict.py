@@ -445,6 +445,29 @@ def test_a_full_disk_keeps_the_earlier_video_and_fails_in_one_line(
 
 
 @needs_model
+def test_a_full_output_disk_names_the_output_and_stops_once(run_cli, tmp_path: Path,
+                                                           tmpfs) -> None:
+    """Photos onto a disk that holds one result: the input that cannot be written names
+    the file it could not write, and the run stops there in one more line, instead of
+    failing every remaining input the same way."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a", "b", "c", "d"):
+        (photos / f"{name}.jpg").write_bytes(SAMPLE.read_bytes())
+    sizes = run_cli("predict", photos / "a.jpg", "--output", tmp_path / "sizes")
+    one = sum(p.stat().st_size for p in (tmp_path / "sizes").iterdir())
+    disk = tmpfs(one * 3 // 2 // 1024)
+    result = run_cli("predict", photos, "--output", disk)
+    assert sizes.code == 0 and result.code == 1, result.err
+    failed = _failed(result.err)
+    assert len(failed) == 2, result.err
+    assert failed[0].startswith(f"failed {photos / 'b.jpg'}: cannot write {disk / 'b.png'}: ")
+    assert failed[1] == (f"failed --output {disk}: No space left on device; stopped, 2 "
+                         f"inputs after {photos / 'b.jpg'} not processed")
+    assert result.out.strip() == f"{photos / 'a.jpg'}: 1 face"
+
+
+@needs_model
 def test_a_rerun_removes_the_temporary_video_a_killed_run_left(run_cli, tmp_path: Path) -> None:
     """kill -9 of a predict job (Python and its ffmpeg) while it writes a video leaves
     the hidden temporary file; the next run into that folder removes it."""

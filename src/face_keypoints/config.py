@@ -19,7 +19,7 @@ from face_keypoints.model.spec import ModelSpec
 
 DISTRIBUTE = ("none", "mirrored", "multiworker")
 # Fewest optimiser steps an epoch of `steps_per_epoch` 0 takes: a smaller data set is drawn
-# in as many whole passes as that needs (train.epoch_passes; README, "train").
+# in as many whole passes as that needs (training/data.epoch_passes; README, "train").
 MIN_STEPS_PER_EPOCH = 20
 # The largest value each numeric setting takes: far beyond any run of this project (a
 # WFLW epoch is some 120 steps of 64), and small enough that what a run allocates from

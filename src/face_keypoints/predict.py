@@ -9,6 +9,7 @@ overwrite an input is refused before a file is touched.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import re
@@ -33,6 +34,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
                             ".gif", ".ppm", ".pgm", ".pbm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg",
                             ".mpeg", ".wmv", ".flv"})
+# Errors of an output folder that no later input can get past.
+OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 # fileio.write_atomic's temporary files (mkstemp: 8 random characters) for our outputs.
 _TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp\.(mp4|png|json)")
 
@@ -109,7 +112,17 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
     landmarker = FaceLandmarker(resolved, threads=threads, max_faces=max_faces,
                                 smoothing=smoothing, min_cutoff=min_cutoff, beta=beta,
                                 scheme=scheme)
-    for item in items:
+    _run_items(items, landmarker, directory, threads, result, fail, on_result)
+    return result
+
+
+def _run_items(items: list[Item], landmarker: FaceLandmarker, directory: Path | None,
+               threads: int | None, result: PredictResult, fail: Callable[[str, str], None],
+               on_result: Callable[[dict], None] | None) -> None:
+    """Each input in turn; one that fails is reported and the rest go on, unless the
+    output folder itself cannot take more (a full or read-only disk): that is said once,
+    with the inputs it leaves undone, not once per input."""
+    for done, item in enumerate(items):
         try:
             if item.kind == "image":
                 record = _image(item, landmarker, directory)
@@ -123,14 +136,19 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
             fail(item.label, str(err).removeprefix(f"{item.source}: "))
             continue
         except OSError as err:  # the output could not be written (full disk, permissions)
-            fail(item.label, f"cannot write its output: {err.strerror or err}")
+            where = item.outputs(directory)[0] if directory is not None else err.filename
+            fail(item.label, f"cannot write {where}: {err.strerror or err}")
+            left = len(items) - done - 1
+            if err.errno in OUTPUT_FULL and left:
+                fail(f"--output {directory}", f"{err.strerror or err}; stopped, {left} "
+                     f"input{'' if left == 1 else 's'} after {item.label} not processed")
+                return
             continue
         if directory is not None:
             result.written.extend(item.outputs(directory))
         result.results.append(record)
         if on_result:
             on_result(record)
-    return result
 
 
 def _plan(inputs: Sequence[str | Path], camera: int | None, directory: Path | None,
