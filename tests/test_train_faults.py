@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FIXTURES, REPO, cli_command
+from conftest import FIXTURES, REPO, SHARED_DATA, cli_command
 
 from face_keypoints.config import TrainConfig
 
 RECIPE = REPO / "configs" / "ibug68_a025_128.yaml"
+WEIGHTS = SHARED_DATA.parent / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +241,14 @@ def test_resume_over_a_damaged_checkpoint_starts_from_the_last_intact_one(
     assert broken.returncode == 2
     assert "ckpt-3: damaged or missing checkpoint" in _error_line(broken.stderr)
     assert "no intact earlier one" in _error_line(broken.stderr)
+
+
+@pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"{WEIGHTS} is absent (the shared weights "
+                    "sit beside the repository on CI and developer machines)")
+def test_backbone_weights_of_another_width_name_both_widths_in_one_line(
+        cache: Path, tmp_path: Path) -> None:
+    done = _run(_train(cache, tmp_path / "run", "--alpha", 0.5, "--backbone-weights", WEIGHTS))
+    assert done.returncode == 2
+    line = _error_line(done.stderr)
+    assert "holds MobileNet weights of width 0.25, and --alpha is 0.5" in line
+    assert "mobilenet_5_0_224_tf_no_top.h5" in line
