@@ -20,7 +20,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES, REPO, needs_model, needs_shared, shared_path, tree_digest
+from conftest import (
+    FIXTURES,
+    REPO,
+    needs_model,
+    needs_shared,
+    run_on_a_terminal,
+    shared_path,
+    tree_digest,
+)
 from PIL import Image
 
 from face_keypoints.errors import BadInput
@@ -465,6 +473,16 @@ def test_a_full_output_disk_names_the_output_and_stops_once(run_cli, tmp_path: P
     assert failed[1] == (f"failed --output {disk}: No space left on device; stopped, 2 "
                          f"inputs after {photos / 'b.jpg'} not processed")
     assert result.out.strip() == f"{photos / 'a.jpg'}: 1 face"
+
+
+@needs_model
+def test_a_video_shows_its_frames_progress_on_a_terminal(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    _clip(clip, 20)
+    code, out, terminal = run_on_a_terminal("predict", clip)
+    assert code == 0, terminal
+    assert out.strip() == f"{clip}: 20 frames, faces in 20 (1 at most)"
+    assert f"{clip}: " in terminal and "/20 [" in terminal and "frame" in terminal
 
 
 @needs_model

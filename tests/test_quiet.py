@@ -7,13 +7,14 @@ environment so that only the program decides what is shown.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, REPO, cli_command, needs_model
+from conftest import FIXTURES, REPO, cli_command, needs_model, run_on_a_terminal
 
 # Pieces of the libraries' own start-up and log lines.
 LIBRARY_MARKERS = ("oneDNN", "absl::InitializeLog", "cpu_feature_guard", "XNNPACK",
@@ -101,3 +102,20 @@ def test_every_verb_takes_verbose() -> None:
     verbs = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for verb, parser in verbs.items():
         assert "--verbose" in parser.format_help(), verb
+
+
+def test_evaluate_and_export_show_progress_on_a_terminal_only(
+        tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """On a terminal, evaluate and export show a bar (they are silent for minutes on real
+    data otherwise); into a pipe or a log, nothing but their result."""
+    cache, model = tiny
+    code, out, terminal = run_on_a_terminal("evaluate", "--model", model, "--data", cache,
+                                            "--json")
+    assert code == 0 and json.loads(out)["n"] == 3, terminal
+    assert "evaluate: " in terminal and "face" in terminal
+    code, _, terminal = run_on_a_terminal("export", "--model", model, "--output",
+                                          tmp_path / "out", "--precision", "fp32", "fp16")
+    assert code == 0, terminal
+    assert "export: " in terminal and "file" in terminal
+    piped = _run("evaluate", "--model", model, "--data", cache, "--json")
+    assert piped.returncode == 0 and piped.stderr == ""

@@ -12,10 +12,12 @@ from present source points, are scored.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from face_keypoints import draw, metrics
 from face_keypoints.data.cache import Cache, open_cache
@@ -53,8 +55,12 @@ def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
                          augment=None, seed=0, shuffle=False)
     pred, truth, present, crops = [], [], [], []
     offset = 0
-    with stream:
+    # A bar on a terminal only (tqdm's disable=None): pipes and logs get the result alone.
+    bar = tqdm(total=len(indices), unit="face", desc="evaluate", disable=None,
+               file=sys.stderr, leave=False)
+    with stream, bar:
         for images, targets, masks in stream.epoch(0):
+            bar.update(len(images))
             pred.append(predictor.predict(images)[scheme.name])
             truth.append(targets[scheme.name])
             present.append(masks[scheme.name] > 0)

@@ -13,6 +13,7 @@ import errno
 import itertools
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from face_keypoints import draw
 from face_keypoints.errors import BadInput
@@ -256,6 +258,8 @@ def _stream(item: Item, landmarker: FaceLandmarker, directory: Path | None,
     start = time.monotonic()
 
     def run(writer: VideoWriter | None) -> None:
+        bar = tqdm(total=reader.frame_count, unit="frame", desc=item.label, disable=None,
+                   file=sys.stderr, leave=False)  # on a terminal only
         try:
             for index, frame in enumerate(reader):
                 stamp = (time.monotonic() - start if camera
@@ -264,9 +268,12 @@ def _stream(item: Item, landmarker: FaceLandmarker, directory: Path | None,
                 frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
                 if writer is not None:
                     writer.write(annotate(frame, faces))
+                bar.update(1)
         except KeyboardInterrupt:
             if not camera:
                 raise  # a camera runs until interrupted; a file stops the whole verb
+        finally:
+            bar.close()
 
     try:
         if directory is None:

@@ -24,12 +24,14 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from face_keypoints import geometry
 from face_keypoints.card import MODEL_JSON, PRECISIONS, ModelCard
@@ -165,7 +167,9 @@ def _convert_all(keras_model, staging: Path, output: Path, names: dict[str, str]
 
     size = int(keras_model.input_shape[1])
     files = []
-    for precision, name in names.items():
+    # A bar on a terminal only (tqdm's disable=None): conversions take seconds each.
+    for precision, name in tqdm(names.items(), desc="export", unit="file", disable=None,
+                                file=sys.stderr, leave=False):
         staged = staging / name
         convert(keras_model, staged, precision,
                 representative=(lambda: _calibration_images(calibration, size))
