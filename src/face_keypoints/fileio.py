@@ -67,9 +67,12 @@ def owned(output: Path) -> Iterator[None]:
     instead of mixing or deleting the first one's files."""
     output = Path(os.path.abspath(output))
     lock = output.with_name(f".{output.name}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:  # a read-only or full disk: name the output, not the lock
+            raise BadInput(f"{output}: cannot write there: {err.strerror or err}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
