@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from face_keypoints.errors import BadInput
@@ -80,7 +81,7 @@ class ModelCard:
     def input_size(self) -> int:
         return int(self.data["input"]["size"])
 
-    @property
+    @cached_property
     def outputs(self) -> dict[str, int]:
         """{scheme: number of points}, in the order of the model's heads."""
         outputs = {str(o["scheme"]): int(o["num_points"]) for o in self.data["outputs"]}
@@ -88,7 +89,7 @@ class ModelCard:
             raise ValueError("no outputs")
         return outputs
 
-    @property
+    @cached_property
     def files(self) -> dict[str, str | None]:
         """{precision or "keras": file name}; None where an entry names no file."""
         files = self.data["files"]
