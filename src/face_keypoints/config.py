@@ -21,12 +21,12 @@ DISTRIBUTE = ("none", "mirrored", "multiworker")
 # Fewest optimiser steps an epoch of `steps_per_epoch` 0 takes: a smaller data set is drawn
 # in as many whole passes as that needs (training/data.epoch_passes; README, "train").
 MIN_STEPS_PER_EPOCH = 20
-# The largest value each numeric setting takes: far beyond any run of this project (a
-# WFLW epoch is some 120 steps of 64), and small enough that what a run allocates from
-# them (the faces an epoch draws, the schedule) fits in memory.
+# The largest value each count takes: far beyond any run of this project (a WFLW epoch
+# is some 120 steps of 64), and small enough that what a run allocates from them (the
+# faces an epoch draws, the schedule) fits in memory. Rates allocate nothing: one too
+# large diverges, which the run reports in one line.
 LIMITS = {"epochs": 100_000, "batch_size": 4096, "steps_per_epoch": 100_000,
-          "qat_epochs": 100_000, "early_stopping": 100_000, "warmup_epochs": 100_000,
-          "learning_rate": 10.0, "qat_learning_rate": 10.0, "weight_decay": 10.0}
+          "qat_epochs": 100_000, "early_stopping": 100_000, "warmup_epochs": 100_000}
 MAX_DATA_WEIGHT = 1000.0  # a data entry's weight: how many times an epoch draws its faces
 
 
