@@ -139,3 +139,31 @@ def small_disk(tmp_path: Path):
     yield make
     for mount in reversed(mounted):
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def run_on_a_terminal(*args: object) -> tuple[int, str, str]:
+    """The CLI in a subprocess whose stderr is a terminal (a pseudo-terminal), as a user at
+    a shell has it: (exit code, stdout, what reached the terminal)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    main, child = pty.openpty()
+    # A real terminal has a size; tqdm draws nothing on a 0-column one.
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    done = subprocess.run([*cli_command(), *map(str, args)], stdout=subprocess.PIPE,
+                          stderr=child, stdin=subprocess.DEVNULL, text=True, timeout=600)
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the terminal's other side is closed and drained
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    return done.returncode, done.stdout, b"".join(chunks).decode("utf-8", "replace")

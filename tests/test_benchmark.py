@@ -143,8 +143,13 @@ def test_bad_input_is_one_line_exit_2(exported, tmp_path: Path):
     card = json.loads((path.parent / "model.json").read_text())
     card["input"]["size"] = 128
     (other / "model.json").write_text(json.dumps(card))
+    half = tmp_path / "half" / "m.tflite"  # a copy cut short, beside its model.json
+    half.parent.mkdir()
+    half.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    (half.parent / "model.json").write_text((path.parent / "model.json").read_text())
     cases = {
         "not a TFLite model": garbage,
+        "damaged TFLite model: truncated or corrupt (": half,
         "model.json: missing": lonely,
         "input is 96 px but model.json says 128": other / "m.tflite",
         "takes an exported .tflite": path.parent / "model.json",

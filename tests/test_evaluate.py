@@ -26,9 +26,6 @@ pytestmark = [
         reason=f"real data {SHARED_DATA} is absent (it sits beside the repository on CI and "
                "developer machines, not in a fresh clone)",
     ),
-    # Keras 3.15's model.save under numpy 2.4 warns from inside Keras; nothing to fix here.
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
 ]
 
 SIZE = 96

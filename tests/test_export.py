@@ -20,15 +20,6 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SIZE = 96
 NAME = "mobilenet_a0.25_d3_96px_gap"
 
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore:Statistics for quantized inputs were expected:UserWarning"),
-    # Keras 3.15's model.save under numpy 2.4 warns from inside Keras; nothing to fix here.
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
-]
-
-
 def _cli(*args: object) -> tuple[int, str, str]:
     """`face-keypoints ARGS` in this process, with its Python-level stdout and stderr."""
     from face_keypoints.cli import main

@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_command
+from conftest import REPO, cli_command
 
+from face_keypoints.errors import BadInput
 from face_keypoints.export.export import COMMIT, STAGING_PREFIX
 from face_keypoints.resolve import resolve_model
 from face_keypoints.runtime.predictor import load_predictor
@@ -152,3 +153,39 @@ def test_export_on_a_full_or_read_only_disk_is_one_line(models: tuple[Path, Path
         assert len(lines) == 1 and lines[0].startswith("face-keypoints export: error: ")
         assert str(disk / "out") in lines[0] and os.strerror(errno_) in lines[0]
         assert list(disk.iterdir()) == []
+
+
+def test_a_file_that_does_not_match_its_card_is_refused_by_every_reader(
+        models: tuple[Path, Path], tmp_path: Path) -> None:
+    """A new .tflite under the old model.json (an export killed while publishing, or a
+    file copied in by hand) is refused in one line, not run under a card not its own."""
+    out, card = _first_export(models[0], tmp_path)
+    fp16, fp32 = (out / card["files"][p]["file"] for p in ("fp16", "fp32"))
+    fp16.write_bytes(fp32.read_bytes())  # a valid model, not the one model.json describes
+    for verb, extra in (("predict", [str(REPO / "examples" / "astronaut.jpg")]),
+                        ("benchmark", ["--runs", "1"])):
+        done = _run([*cli_command(), verb, "--model", str(out), *extra])
+        assert done.returncode == 2, done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "sha256 differs" in lines[0] and str(fp16) in lines[0]
+    with pytest.raises(BadInput, match="sha256 differs"):
+        load_predictor(resolve_model(out))
+    load_predictor(resolve_model(f"{out}:fp32"))  # its own files still load
+
+
+def test_a_second_export_into_an_output_being_written_is_refused_in_one_line(
+        models: tuple[Path, Path], tmp_path: Path) -> None:
+    """One run owns an output at a time: while a run holds it, another export there
+    exits 2 naming the lock, and writes nothing; once it is released, export runs."""
+    from face_keypoints.fileio import owned
+
+    out = tmp_path / "out"
+    with owned(out):
+        busy = _run(_export(models[0], out))
+        assert busy.returncode == 2, busy.stderr
+        lines = [line for line in busy.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "another run is writing there now" in lines[0]
+        assert not out.exists()
+    assert _run(_export(models[0], out)).returncode == 0
+    _whole(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the lock is gone with its run

@@ -19,10 +19,6 @@ from face_keypoints.runtime.flatbuffer import Graph, OpInfo, TensorInfo
 
 SIZE = 96
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Statistics for quantized inputs were expected:UserWarning")
-
-
 def _tiny():
     import keras
 

@@ -18,9 +18,6 @@ from face_keypoints.errors import BadInput
 from face_keypoints.resolve import KERAS, LITE, resolve_model, shipped_folder
 from face_keypoints.runtime.predictor import load_predictor
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
-
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -146,3 +143,55 @@ def test_evaluate_output_that_cannot_be_written_fails_before_scoring(
         assert result.code == 2
         assert f"--output {output}" in _one_error_line(result.err, "evaluate")
         assert result.out == ""  # no scores printed, none lost
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_evaluate_prints_its_scores_before_a_full_disk_stops_the_pictures(
+        small_disk, run_cli, work: dict[str, Path], as_json: bool) -> None:
+    """The scores are computed before the pictures are drawn: a disk that fills while
+    they are written loses the pictures, not the scores, and the line names the folder."""
+    disk = small_disk("24k")
+    result = run_cli("evaluate", "--model", work["run"], "--data", work["cache"],
+                     "--output", disk, *(["--json"] if as_json else []))
+    assert result.code == 2
+    line = _one_error_line(result.err, "evaluate")
+    assert f"{disk}: cannot write the pictures" in line and "(the scores were computed)" in line
+    if as_json:
+        assert json.loads(result.out)["n"] == 3
+    else:
+        assert "NME inter-ocular" in result.out
+
+
+@needs_model
+def test_a_fifo_inside_a_predict_folder_is_reported_and_the_rest_go_on(
+        tmp_path: Path, run_cli) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    os.mkfifo(folder / "stream.jpg")
+    (folder / "astronaut.jpg").write_bytes((REPO / "examples" / "astronaut.jpg").read_bytes())
+    result = run_cli("predict", folder, "--json")
+    assert result.code == 1
+    assert f"failed {folder / 'stream.jpg'}: not a regular file" in result.err
+    assert json.loads(result.out.splitlines()[0])["image"] == str(folder / "astronaut.jpg")
+
+
+@needs_model
+@pytest.mark.parametrize("verb", ["evaluate", "benchmark", "predict"])
+def test_every_verb_bounds_threads_in_one_line(verb: str, run_cli,
+                                               work: dict[str, Path]) -> None:
+    """A huge --threads starts that many LiteRT threads and crashes the process (exit
+    139); every verb that takes it refuses it first."""
+    args = {"evaluate": ("--data", work["cache"]), "benchmark": ("--runs", 1),
+            "predict": (REPO / "examples" / "astronaut.jpg",)}[verb]
+    result = run_cli(verb, "--model", "default", "--threads", 100000, *args)
+    assert result.code == 2
+    assert "threads 100000: give 1 to" in _one_error_line(result.err, verb)
+
+
+def test_a_misspelt_shipped_name_suggests_it(run_cli, work: dict[str, Path]) -> None:
+    with pytest.raises(BadInput, match=r"defualt: no such model file; did you mean default\?"):
+        resolve_model("defualt")
+    with pytest.raises(BadInput, match=r"did you mean lite:int8\?"):
+        resolve_model("litte:int8")
+    result = run_cli("evaluate", "--model", "defualt:fp32", "--data", work["cache"])
+    assert "did you mean default:fp32?" in _one_error_line(result.err, "evaluate")

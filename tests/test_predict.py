@@ -20,7 +20,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES, REPO, needs_model, needs_shared, shared_path, tree_digest
+from conftest import (
+    FIXTURES,
+    REPO,
+    needs_model,
+    needs_shared,
+    run_on_a_terminal,
+    shared_path,
+    tree_digest,
+)
 from PIL import Image
 
 from face_keypoints.errors import BadInput
@@ -113,6 +121,17 @@ def test_the_sample_photo_gives_one_face_a_json_and_an_annotated_copy(run_cli,
     ys, xs = np.nonzero(changed)
     assert changed.sum() > 300 and x0 - 5 <= xs.min() and xs.max() <= x1 + 5
     assert y0 - 5 <= ys.min() and ys.max() <= y1 + 5
+
+
+@needs_model
+def test_without_output_or_json_it_says_that_nothing_was_saved_and_how_to_save(
+        run_cli, tmp_path: Path) -> None:
+    result = run_cli("predict", SAMPLE)
+    assert result.code == 0, result.err
+    assert result.out.strip() == f"{SAMPLE}: 1 face"
+    assert "nothing was saved; --output DIR writes" in result.err
+    for extra in (("--json",), ("--output", tmp_path / "out")):
+        assert "nothing was saved" not in run_cli("predict", SAMPLE, *extra).err
 
 
 @needs_model
@@ -432,6 +451,39 @@ def test_a_full_disk_keeps_the_earlier_video_and_fails_in_one_line(
     assert (disk / "clip.mp4").read_bytes() == good
     assert _decoded_frames(disk / "clip.mp4") == 30
     assert _hidden(disk) == []
+
+
+@needs_model
+def test_a_full_output_disk_names_the_output_and_stops_once(run_cli, tmp_path: Path,
+                                                           tmpfs) -> None:
+    """Photos onto a disk that holds one result: the input that cannot be written names
+    the file it could not write, and the run stops there in one more line, instead of
+    failing every remaining input the same way."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a", "b", "c", "d"):
+        (photos / f"{name}.jpg").write_bytes(SAMPLE.read_bytes())
+    sizes = run_cli("predict", photos / "a.jpg", "--output", tmp_path / "sizes")
+    one = sum(p.stat().st_size for p in (tmp_path / "sizes").iterdir())
+    disk = tmpfs(one * 3 // 2 // 1024)
+    result = run_cli("predict", photos, "--output", disk)
+    assert sizes.code == 0 and result.code == 1, result.err
+    failed = _failed(result.err)
+    assert len(failed) == 2, result.err
+    assert failed[0].startswith(f"failed {photos / 'b.jpg'}: cannot write {disk / 'b.png'}: ")
+    assert failed[1] == (f"failed --output {disk}: No space left on device; stopped, 2 "
+                         f"inputs after {photos / 'b.jpg'} not processed")
+    assert result.out.strip() == f"{photos / 'a.jpg'}: 1 face"
+
+
+@needs_model
+def test_a_video_shows_its_frames_progress_on_a_terminal(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    _clip(clip, 20)
+    code, out, terminal = run_on_a_terminal("predict", clip)
+    assert code == 0, terminal
+    assert out.strip() == f"{clip}: 20 frames, faces in 20 (1 at most)"
+    assert f"{clip}: " in terminal and "/20 [" in terminal and "frame" in terminal
 
 
 @needs_model

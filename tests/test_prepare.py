@@ -234,6 +234,21 @@ def test_zero_byte_image_skips_its_faces(run_cli, copy_fixture, tmp_path: Path) 
              f"{root / WFLW_LIST}:1", "empty image file (0 bytes)", 3)
 
 
+def test_wflw_points_far_outside_the_image_skip_that_face_though_its_rect_is_inside(
+        run_cli, copy_fixture, tmp_path: Path) -> None:
+    """A line whose points were moved thousands of pixels out (its rect left in place)
+    is refused, as the readers without a rect refuse a landmark box outside the image."""
+    root = copy_fixture("wflw")
+
+    def far_right(fields: list[str]) -> list[str]:
+        return [f"{float(v) + 6000:.3f}" if i < 196 and i % 2 == 0 else v
+                for i, v in enumerate(fields)]
+
+    edit_line(root / WFLW_LIST, 2, wflw_fields(far_right))
+    one_skip(run_prepare(run_cli, "wflw", root, tmp_path / "out"),
+             f"{root / WFLW_LIST}:2", "lie mostly outside the", 3)
+
+
 @pytest.fixture
 def afw_reference(run_cli, tmp_path: Path):
     out = tmp_path / "reference"
@@ -925,3 +940,20 @@ def test_coco_whose_every_annotation_is_unusable_is_one_line_and_no_cache(
     _one_failure(result, "no usable face (skipped 2)")
     assert len(result.skip_lines) == 2 and all(reason in line for line in result.skip_lines)
     _no_cache_left(tmp_path)
+
+
+def test_a_second_prepare_into_an_output_being_written_is_refused_in_one_line(
+        run_cli, tmp_path: Path) -> None:
+    """While a run holds the output, another prepare there names the other run (not a
+    missing .partial file), writes nothing, and leaves no hidden staging folder."""
+    from face_keypoints.fileio import owned
+
+    out = tmp_path / "out"
+    with owned(out):
+        result = run_prepare(run_cli, "300w", FIXTURES / "300w" / "afw", out)
+        assert result.code == 2
+        lines = [line for line in result.err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "another run is writing there now" in lines[0], lines
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock"]
+    prepared(run_prepare(run_cli, "300w", FIXTURES / "300w" / "afw", out), 3, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -7,20 +7,18 @@ environment so that only the program decides what is shown.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, REPO, cli_command, needs_model
+from conftest import FIXTURES, REPO, cli_command, needs_model, run_on_a_terminal
 
 # Pieces of the libraries' own start-up and log lines.
 LIBRARY_MARKERS = ("oneDNN", "absl::InitializeLog", "cpu_feature_guard", "XNNPACK",
                    "TensorFlow Lite", "tensorflow/", "I0000 ", "W0000 ", "E0000 ")
-
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
-
 
 def _run(*args: object) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -61,6 +59,31 @@ def test_evaluate_and_export_keep_tensorflow_lines_off_stderr_unless_verbose(
     assert verbose.stdout == quiet.stdout  # the same result either way
 
 
+def test_an_int8_export_keeps_the_converters_warning_off_stderr(
+        tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """TensorFlow warns (UserWarning) that the float input of an int8 model has no
+    statistics: what a float input is meant to have, and not the user's to act on."""
+    cache, model = tiny
+    exported = _run("export", "--model", model, "--output", tmp_path / "out", "--precision",
+                    "int8", "--representative", cache)
+    assert exported.returncode == 0, exported.stderr
+    assert "Statistics for quantized inputs" not in exported.stderr
+    assert "UserWarning" not in exported.stderr and not _library_lines(exported.stderr)
+
+
+@needs_model
+def test_the_python_api_keeps_litert_lines_off_stderr() -> None:
+    """FaceLandmarker used as a library (no CLI, no --verbose) prints nothing: LiteRT's
+    XNNPACK note for each interpreter stays off the caller's stderr."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    program = ("from face_keypoints import FaceLandmarker; "
+               f"print(len(FaceLandmarker().detect({str(REPO / 'examples' / 'astronaut.jpg')!r})))")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1" and done.stderr == ""
+
+
 @needs_model
 def test_predict_keeps_the_litert_line_off_stderr_unless_verbose(tmp_path: Path) -> None:
     photo = REPO / "examples" / "astronaut.jpg"
@@ -79,3 +102,20 @@ def test_every_verb_takes_verbose() -> None:
     verbs = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for verb, parser in verbs.items():
         assert "--verbose" in parser.format_help(), verb
+
+
+def test_evaluate_and_export_show_progress_on_a_terminal_only(
+        tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """On a terminal, evaluate and export show a bar (they are silent for minutes on real
+    data otherwise); into a pipe or a log, nothing but their result."""
+    cache, model = tiny
+    code, out, terminal = run_on_a_terminal("evaluate", "--model", model, "--data", cache,
+                                            "--json")
+    assert code == 0 and json.loads(out)["n"] == 3, terminal
+    assert "evaluate: " in terminal and "face" in terminal
+    code, _, terminal = run_on_a_terminal("export", "--model", model, "--output",
+                                          tmp_path / "out", "--precision", "fp32", "fp16")
+    assert code == 0, terminal
+    assert "export: " in terminal and "file" in terminal
+    piped = _run("evaluate", "--model", model, "--data", cache, "--json")
+    assert piped.returncode == 0 and piped.stderr == ""

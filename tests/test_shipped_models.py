@@ -36,10 +36,6 @@ NME_BOUND = 6.5
 LITE_FP16_BYTES = 1_000_000  # the lite model's bound: an fp16 file of at most 1 MB
 
 # Keras 3.15 under numpy 2.4 warns from inside Keras when loading; nothing to fix here.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
-
-
 def _card(name: str = "default") -> dict:
     return json.loads((shipped_folder(name) / "model.json").read_text(encoding="utf-8"))
 

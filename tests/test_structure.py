@@ -5,6 +5,7 @@ module owns model.json."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "face_keypoints"
@@ -101,3 +102,17 @@ def test_only_the_card_module_names_model_json():
             if isinstance(node, ast.Constant) and node.value == "model.json":
                 named.append(name)
     assert named == ["face_keypoints.card"]
+
+
+def test_every_readme_section_a_comment_names_exists():
+    """`README, "SECTION"` in a config or a source file names a heading the README has."""
+    repo = SRC.parent.parent
+    headings = {line.lstrip("#").strip().split(":")[0].strip()
+                for line in (repo / "README.md").read_text(encoding="utf-8").splitlines()
+                if line.startswith("##")}
+    missing = []
+    for path in [*(repo / "configs").glob("*.yaml"), *SRC.rglob("*.py")]:
+        for name in re.findall(r'README, "([^"]+)"', path.read_text(encoding="utf-8")):
+            if name not in headings:
+                missing.append(f"{path.relative_to(repo)}: {name}")
+    assert not missing, "\n".join(missing)

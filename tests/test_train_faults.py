@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FIXTURES, REPO, cli_command
+from conftest import FIXTURES, REPO, SHARED_DATA, cli_command
 
 from face_keypoints.config import TrainConfig
 
 RECIPE = REPO / "configs" / "ibug68_a025_128.yaml"
+WEIGHTS = SHARED_DATA.parent / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +188,72 @@ def test_train_on_a_full_or_read_only_disk_is_one_line(cache: Path, small_disk) 
     assert read_only.returncode == 2
     line = _error_line(read_only.stderr)
     assert str(disk / "other") in line and os.strerror(30) in line  # EROFS
+
+
+@pytest.mark.parametrize(("key", "value"), [("steps_per_epoch", 1_000_000_000_000),
+                                            ("epochs", 10**9), ("batch_size", 10**7)])
+def test_a_huge_number_in_a_config_is_one_line_naming_the_key(run_cli, tmp_path: Path,
+                                                               key: str, value: int) -> None:
+    """Bounded like the flags: a number too large to train with fails at once, before it
+    allocates (1e12 steps an epoch was a MemoryError traceback)."""
+    config = tmp_path / "huge.yaml"
+    config.write_text(f"{key}: {value}\n")
+    result = run_cli("train", "--config", config, "--output", tmp_path / "run")
+    assert result.code == 2
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.err, result.err
+    assert f"{key} {value}: must be at most" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_input_size_help_says_a_multiple_of_16(run_cli) -> None:
+    result = run_cli("train", "--help")
+    assert "a multiple of 16 in 96-224" in " ".join(result.out.split())
+
+
+def test_resume_over_a_damaged_checkpoint_starts_from_the_last_intact_one(
+        cache: Path, tmp_path: Path) -> None:
+    """A partial copy of a run folder (no metrics.json) whose newest checkpoint is damaged,
+    then missing: --resume says so in one line and trains again from the intact one; with
+    none intact, one line and exit 2. What a kill while saving left (a write_atomic
+    temporary, a ckpt-N_temp folder) is gone after the resume."""
+    config = tmp_path / "short.yaml"
+    config.write_text(yaml.safe_dump({"steps_per_epoch": 1}))
+    run = tmp_path / "run"
+    assert _run(_train(cache, run, "--config", config, "--epochs", 3)).returncode == 0
+    checkpoints = run / "checkpoints"
+    for damage in ("damaged", "missing"):
+        (run / "metrics.json").unlink()
+        index = checkpoints / "ckpt-3.index"
+        if damage == "damaged":
+            index.write_bytes(b"not a checkpoint index" * 10)
+        else:
+            index.unlink()
+        (run / ".best.abcd1234.tmp.keras").write_bytes(b"half a model")
+        (checkpoints / "ckpt-3_temp").mkdir()
+        resumed = _run(_train(cache, run, "--config", config, "--epochs", 3, "--resume"))
+        assert resumed.returncode == 0, resumed.stderr
+        assert "Traceback" not in resumed.stderr
+        notes = [line for line in resumed.stderr.splitlines() if "ckpt-3" in line]
+        assert len(notes) == 1 and "resuming from ckpt-2" in notes[0], resumed.stderr
+        assert [h["epoch"] for h in _strict_json(run / "metrics.json")["history"]] == [1, 2, 3]
+        assert not (run / ".best.abcd1234.tmp.keras").exists()
+        assert not (checkpoints / "ckpt-3_temp").exists()
+    (run / "metrics.json").unlink()
+    for number in (2, 3):
+        (checkpoints / f"ckpt-{number}.index").write_bytes(b"garbage")
+    broken = _run(_train(cache, run, "--config", config, "--epochs", 3, "--resume"))
+    assert broken.returncode == 2
+    assert "ckpt-3: damaged or missing checkpoint" in _error_line(broken.stderr)
+    assert "no intact earlier one" in _error_line(broken.stderr)
+
+
+@pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"{WEIGHTS} is absent (the shared weights "
+                    "sit beside the repository on CI and developer machines)")
+def test_backbone_weights_of_another_width_name_both_widths_in_one_line(
+        cache: Path, tmp_path: Path) -> None:
+    done = _run(_train(cache, tmp_path / "run", "--alpha", 0.5, "--backbone-weights", WEIGHTS))
+    assert done.returncode == 2
+    line = _error_line(done.stderr)
+    assert "holds MobileNet weights of width 0.25, and --alpha is 0.5" in line
+    assert "mobilenet_5_0_224_tf_no_top.h5" in line

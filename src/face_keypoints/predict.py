@@ -9,9 +9,11 @@ overwrite an input is refused before a file is touched.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,11 +22,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from face_keypoints import draw
 from face_keypoints.errors import BadInput
 from face_keypoints.fileio import write_atomic, write_json_atomic, write_text_atomic
-from face_keypoints.quiet import native_stderr_silenced
 from face_keypoints.resolve import resolve_model, with_precision
 from face_keypoints.runtime.api import Face, FaceLandmarker, as_rgb, check_threads
 from face_keypoints.runtime.cpu_precision import fastest
@@ -37,6 +39,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
                             ".gif", ".ppm", ".pgm", ".pbm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg",
                             ".mpeg", ".wmv", ".flv"})
+# Errors of an output folder that no later input can get past.
+OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 # fileio.write_atomic's temporary files (mkstemp: 8 random characters) for our outputs.
 _TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp\.(mp4|png|json)")
 
@@ -116,12 +120,20 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
         _remove_temporaries(directory)
     if not items:
         return result
-    with native_stderr_silenced():  # LiteRT's note for every interpreter it sets up
-        landmarker = FaceLandmarker(resolved, threads=threads, max_faces=max_faces,
-                                    smoothing=smoothing, min_cutoff=min_cutoff, beta=beta,
-                                    scheme=scheme,
-                                    min_tracking_confidence=min_tracking_confidence)
-    for item in items:
+    landmarker = FaceLandmarker(resolved, threads=threads, max_faces=max_faces,
+                                smoothing=smoothing, min_cutoff=min_cutoff, beta=beta,
+                                scheme=scheme, min_tracking_confidence=min_tracking_confidence)
+    _run_items(items, landmarker, directory, threads, result, fail, on_result)
+    return result
+
+
+def _run_items(items: list[Item], landmarker: FaceLandmarker, directory: Path | None,
+               threads: int | None, result: PredictResult, fail: Callable[[str, str], None],
+               on_result: Callable[[dict], None] | None) -> None:
+    """Each input in turn; one that fails is reported and the rest go on, unless the
+    output folder itself cannot take more (a full or read-only disk): that is said once,
+    with the inputs it leaves undone, not once per input."""
+    for done, item in enumerate(items):
         try:
             if item.kind == "image":
                 record = _image(item, landmarker, directory)
@@ -135,14 +147,19 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
             fail(item.label, str(err).removeprefix(f"{item.source}: "))
             continue
         except OSError as err:  # the output could not be written (full disk, permissions)
-            fail(item.label, f"cannot write its output: {err.strerror or err}")
+            where = item.outputs(directory)[0] if directory is not None else err.filename
+            fail(item.label, f"cannot write {where}: {err.strerror or err}")
+            left = len(items) - done - 1
+            if err.errno in OUTPUT_FULL and left:
+                fail(f"--output {directory}", f"{err.strerror or err}; stopped, {left} "
+                     f"input{'' if left == 1 else 's'} after {item.label} not processed")
+                return
             continue
         if directory is not None:
             result.written.extend(item.outputs(directory))
         result.results.append(record)
         if on_result:
             on_result(record)
-    return result
 
 
 def _plan(inputs: Sequence[str | Path], camera: int | None, directory: Path | None,
@@ -152,8 +169,12 @@ def _plan(inputs: Sequence[str | Path], camera: int | None, directory: Path | No
     skip = None if directory is None else directory.resolve()
     for given in map(Path, inputs):
         if given.is_dir():
-            files = [p for p in sorted(given.rglob("*")) if _wanted(p, given, skip)]
-            if not files:
+            named = [p for p in sorted(given.rglob("*")) if _wanted(p, given, skip)]
+            files = [p for p in named if p.is_file()]
+            for path in named:
+                if not path.is_file():
+                    fail(str(path), "not a regular file (a FIFO, socket or device)")
+            if not named:
                 fail(str(given), "no images or videos in this folder")
             for path in files:
                 relative = path.relative_to(given).with_suffix("")
@@ -179,9 +200,10 @@ def _plan(inputs: Sequence[str | Path], camera: int | None, directory: Path | No
 
 
 def _wanted(path: Path, folder: Path, skip: Path | None) -> bool:
-    """An image or video in a folder; hidden files are not, nor files in an --output folder
-    inside it (an earlier run's results)."""
-    if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+    """A name of an image or video in a folder (a FIFO so named too, which is reported);
+    hidden files are not, nor files in an --output folder inside it (an earlier run's
+    results)."""
+    if path.is_dir() or path.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
         return False
     if any(part.startswith(".") for part in path.relative_to(folder).parts):
         return False
@@ -245,6 +267,8 @@ def _stream(item: Item, landmarker: FaceLandmarker, directory: Path | None,
     start = time.monotonic()
 
     def run(writer: VideoWriter | None) -> None:
+        bar = tqdm(total=reader.frame_count, unit="frame", desc=item.label, disable=None,
+                   file=sys.stderr, leave=False)  # on a terminal only
         try:
             for index, frame in enumerate(reader):
                 stamp = (time.monotonic() - start if camera
@@ -253,9 +277,12 @@ def _stream(item: Item, landmarker: FaceLandmarker, directory: Path | None,
                 frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
                 if writer is not None:
                     writer.write(annotate(frame, faces))
+                bar.update(1)
         except KeyboardInterrupt:
             if not camera:
                 raise  # a camera runs until interrupted; a file stops the whole verb
+        finally:
+            bar.close()
 
     try:
         if directory is None:

@@ -26,7 +26,7 @@ from face_keypoints.data.face import ABSENT, AnnotatedFace, Skip
 from face_keypoints.data.images import ImageError, read_rgb
 from face_keypoints.data.readers import FORMATS
 from face_keypoints.errors import BadInput, FaceKeypointsError
-from face_keypoints.fileio import write_atomic, write_json_atomic
+from face_keypoints.fileio import owned, write_atomic, write_json_atomic
 from face_keypoints.schemes import get_scheme
 
 CHUNK = 256
@@ -102,6 +102,10 @@ class _Cropper:
         if _inside(box, width, height) < 0.5:
             return (f"face box {np.round(box, 1).tolist()} lies mostly outside the "
                     f"{width}x{height} image")
+        marks = geometry.landmark_box(face.points, present)
+        if face.box is not None and _inside(marks, width, height) < 0.5:
+            return (f"points {np.round(marks, 1).tolist()} lie mostly outside the "
+                    f"{width}x{height} image, though the face box is inside")
         crop, matrix, square = geometry.crop_face(image, box, self.size, geometry.CACHE_SCALE)
         points = np.where(present[:, None], geometry.transform_points(face.points, matrix), 0.0)
         meta = {
@@ -223,8 +227,9 @@ def prepare(
     fingerprint = _fingerprint(settings, items)
     staging = target.with_name(f".{target.name}.partial")
     try:
-        return _write(items, schemes, staging, target, size, format, source, settings,
-                      fingerprint, strict, log, progress)
+        with owned(target):
+            return _write(items, schemes, staging, target, size, format, source, settings,
+                          fingerprint, strict, log, progress)
     except OSError as err:
         where = err.filename or target
         raise BadInput(f"{where}: cannot write the cache: {err.strerror or err}") from None

@@ -21,6 +21,7 @@ turns what the user wrote into a `ResolvedModel`, which is passed down from ther
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -134,8 +135,19 @@ def resolve_model(model: str | Path | ResolvedModel | None,
     head, colon, precision = named.rpartition(":")
     if colon and not path.exists() and ModelCard.exists(Path(head)):
         return _pick(Path(head), precision, prefer, head, choose)
+    if not path.exists() and isinstance(model, str) and "/" not in named:
+        _suggest_shipped(named)
     card = ModelCard.find(path.parent) if path.is_file() else None
     return ResolvedModel(path, card, named)
+
+
+def _suggest_shipped(named: str) -> None:
+    """BadInput when a name that is no file is close to a shipped model's (`defualt`)."""
+    name, _, precision = named.partition(":")
+    close = difflib.get_close_matches(name, SHIPPED, n=1, cutoff=0.6)
+    if close:
+        meant = close[0] + (f":{precision}" if precision else "")
+        raise BadInput(f"{named}: no such model file; did you mean {meant}?")
 
 
 def _in_folder(folder: Path, prefer: tuple[str, ...], named: str,

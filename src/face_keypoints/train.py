@@ -39,14 +39,19 @@ from face_keypoints.training.epochs import Epochs
 from face_keypoints.training.run_folder import (
     BEST,
     BEST_FLOAT,
+    CHECKPOINTS,
     CONFIG,
     FINISHED,
     FLOAT,
     QAT,
+    QAT_CHECKPOINTS,
     RESUMABLE,
     STATE,
     check_run_dir,
     read_state,
+    remove_leftovers,
+    restore_intact,
+    roll_back,
 )
 from face_keypoints.training.steps import build_qat, build_training, start_from
 
@@ -180,7 +185,7 @@ def _build(run: _Run) -> _Fitting:
     if config.init_model and not run.continuing:
         start_from(model, config.init_model, config.seed)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, run.work_dir / "checkpoints",
+    manager = tf.train.CheckpointManager(checkpoint, run.work_dir / CHECKPOINTS,
                                          max_to_keep=2)
     return _Fitting(strategy, stream, passes, steps, start_shapes, model, optimizer, step,
                     checkpoint, manager)
@@ -197,9 +202,11 @@ def _start_state(run: _Run, fitting: _Fitting) -> dict:
         state.setdefault("phase", FLOAT)
         for entry in state["history"]:
             entry.setdefault("phase", FLOAT)
+        if run.chief:
+            remove_leftovers(run.run_dir)
         if state["phase"] == FLOAT:
-            fitting.checkpoint.restore(str(run.run_dir / "checkpoints" / state["checkpoint"])
-                                       ).expect_partial()
+            roll_back(state, restore_intact(fitting.checkpoint, run.run_dir / CHECKPOINTS,
+                                            state["checkpoint"]))
         print(f"resuming {run.run_dir} after epoch {state['epoch']}", file=sys.stderr)
     if not run.chief:
         shutil.rmtree(run.work_dir, ignore_errors=True)
@@ -254,11 +261,11 @@ def _fit_on_grid(run: _Run, fitting: _Fitting, state: dict, epochs: Epochs) -> N
         _start_qat(run.work_dir, model, state, run.run_dir)
     grid, optimizer, step = build_qat(config, run.spec, fitting.strategy, fitting.steps, model)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, shadows=grid.shadows)
-    manager = tf.train.CheckpointManager(checkpoint, run.work_dir / "checkpoints_qat",
+    manager = tf.train.CheckpointManager(checkpoint, run.work_dir / QAT_CHECKPOINTS,
                                          max_to_keep=2)
     if "qat_checkpoint" in state:
-        checkpoint.restore(str(run.run_dir / "checkpoints_qat" / state["qat_checkpoint"])
-                           ).expect_partial()
+        roll_back(state, restore_intact(checkpoint, run.run_dir / QAT_CHECKPOINTS,
+                                        state["qat_checkpoint"]))
     else:
         grid.snap()
     epochs.run(QAT, state["qat_first_epoch"] + config.qat_epochs - 1, step, optimizer,

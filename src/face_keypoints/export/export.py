@@ -24,19 +24,21 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from face_keypoints import geometry
-from face_keypoints.card import MODEL_JSON, ModelCard
+from face_keypoints.card import MODEL_JSON, PRECISIONS, ModelCard
 from face_keypoints.data.cache import Cache, open_cache
 from face_keypoints.errors import BadInput
 from face_keypoints.export.gpu_ops import GpuFallback, GpuReport, check_gpu
-from face_keypoints.fileio import write_atomic
+from face_keypoints.fileio import owned, write_atomic
 from face_keypoints.resolve import KERAS, ResolvedModel, is_default, resolve_model
 
 CALIBRATION_FACES = 200  # representative images for int8; evenly spread over the cache
@@ -76,7 +78,6 @@ def export(model: str | Path, output: str | Path,
     """Write OUTPUT/<name>_<precision>.tflite for each precision and OUTPUT/<name>.keras
     (a copy of `model`), then OUTPUT/model.json. `model` may be `default` (the shipped
     model's .keras, `default:keras`)."""
-    from face_keypoints.export.tflite import PRECISIONS, write_model_json
     from face_keypoints.runtime.predictor import load_predictor
 
     named, output = model, Path(output)
@@ -101,19 +102,41 @@ def export(model: str | Path, output: str | Path,
     # Scored first: a parity cache the model cannot be scored on fails before any writing.
     keras_nme = _nme(model, parity) if parity is not None else None
 
+    with owned(output):
+        result = _publish(resolved, keras_model, output, precisions, calibration, int8_io,
+                          allow_cpu_fallback, overwrite)
+    result.keras_nme = keras_nme
+
+    if parity is not None:
+        _parity(result, parity, int8_io)
+        from face_keypoints.export.tflite import record_cpu_precision
+
+        result.cpu = record_cpu_precision(result.model_json,
+                                          {f.precision: f.path for f in result.files},
+                                          {f.precision: f.nme for f in result.files},
+                                          parity.path)
+    return result
+
+
+def _publish(model: ResolvedModel, keras_model, output: Path, precisions: list[str],
+             calibration: Cache | None, int8_io: bool, allow_cpu_fallback: bool,
+             overwrite: bool) -> ExportResult:
+    """Convert and check every file in a staging folder, then commit it (see the module
+    docstring); the caller owns `output` meanwhile."""
+    from face_keypoints.export.tflite import write_model_json
+
     names = {p: f"{keras_model.name}_{p}.tflite" for p in precisions}
     keras_copy = f"{keras_model.name}.keras"
     _recover(output)
     _check_output(output, [*names.values(), keras_copy, MODEL_JSON], overwrite)
-    provenance = _provenance(resolved)
+    provenance = _provenance(model)
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=output))
     try:
         files = _convert_all(keras_model, staging, output, names, calibration, int8_io)
-        write_atomic(staging / keras_copy, lambda tmp: shutil.copyfile(model, tmp))
-        result = ExportResult(output, output / MODEL_JSON, files, keras_nme=keras_nme,
-                              keras=output / keras_copy)
+        write_atomic(staging / keras_copy, lambda tmp: shutil.copyfile(model.path, tmp))
+        result = ExportResult(output, output / MODEL_JSON, files, keras=output / keras_copy)
         blocked = [f.gpu.describe() for f in files if not f.gpu.ok]
         if blocked and not allow_cpu_fallback:
             raise GpuFallback(f"{' | '.join(blocked)}; nothing written (--allow-cpu-fallback "
@@ -133,15 +156,6 @@ def export(model: str | Path, output: str | Path,
     _finish_commit(output)
     for file in files:
         file.gpu.path = file.path
-
-    if parity is not None:
-        _parity(result, parity, int8_io)
-        from face_keypoints.export.tflite import record_cpu_precision
-
-        result.cpu = record_cpu_precision(result.model_json,
-                                          {f.precision: f.path for f in result.files},
-                                          {f.precision: f.nme for f in result.files},
-                                          parity.path)
     return result
 
 
@@ -153,7 +167,9 @@ def _convert_all(keras_model, staging: Path, output: Path, names: dict[str, str]
 
     size = int(keras_model.input_shape[1])
     files = []
-    for precision, name in names.items():
+    # A bar on a terminal only (tqdm's disable=None): conversions take seconds each.
+    for precision, name in tqdm(names.items(), desc="export", unit="file", disable=None,
+                                file=sys.stderr, leave=False):
         staged = staging / name
         convert(keras_model, staged, precision,
                 representative=(lambda: _calibration_images(calibration, size))

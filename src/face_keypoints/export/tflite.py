@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -33,12 +34,18 @@ import keras
 import numpy as np
 
 from face_keypoints import geometry
-from face_keypoints.card import CPU_TOLERANCE, FORMAT_VERSION, ModelCard, within_tolerance
+from face_keypoints.card import (
+    CPU_TOLERANCE,
+    FORMAT_VERSION,
+    PRECISIONS,
+    ModelCard,
+    within_tolerance,
+)
 from face_keypoints.errors import FaceKeypointsError
 from face_keypoints.fileio import write_atomic
 from face_keypoints.model.network import INPUT_NAME
+from face_keypoints.quiet import is_verbose, native_stderr_silenced
 
-PRECISIONS = ("fp32", "fp16", "int8")
 CPU_RUNS = 300  # timed inferences per file, interleaved, for the CPU pick
 
 
@@ -72,9 +79,13 @@ def convert(model: keras.Model, path: Path, precision: str = "fp32",
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-    # The converter prints its temporary SavedModel's signature on stdout; keep stdout clean.
+    # The converter prints its temporary SavedModel's signature on stdout; keep stdout
+    # clean, and stderr for our lines: int8 calibration warns that the float input has no
+    # statistics, which is what a float input is meant to have.
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            if not is_verbose():
+                warnings.filterwarnings("ignore", "Statistics for quantized inputs")
             flatbuffer = converter.convert()
     except Exception as err:  # the converter's own errors carry no common base class
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -121,7 +132,8 @@ def _describe(path: Path) -> dict[str, object]:
                                "size_bytes": len(data)}
     if path.suffix != ".tflite":
         return card
-    interpreter = Interpreter(model_content=data)
+    with native_stderr_silenced():
+        interpreter = Interpreter(model_content=data)
     for role, details in (("input", interpreter.get_input_details()),
                           ("output", interpreter.get_output_details())):
         dtype = np.dtype(details[0]["dtype"])

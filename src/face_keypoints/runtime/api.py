@@ -6,7 +6,6 @@ same faces, and `Face.to_dict` is the JSON that `predict` writes.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,24 +17,12 @@ from face_keypoints.errors import BadInput
 from face_keypoints.resolve import ResolvedModel
 from face_keypoints.runtime.detector import BlazeFace
 from face_keypoints.runtime.landmarker import Landmarker, Reading
+from face_keypoints.runtime.predictor import check_threads
 from face_keypoints.runtime.smoothing import OneEuroParams
 from face_keypoints.runtime.tracker import MIN_TRACKING_CONFIDENCE, Track, Tracker
 
 STREAM_STEP = 1.0 / 30.0  # seconds between frames given to `track` without timestamps
-THREADS_PER_CPU = 2  # inference threads allowed per CPU; more only slow LiteRT down
 HIDDEN_BELOW = 0.5  # a point whose visibility is below this is drawn as hidden
-
-
-def check_threads(threads: int | None) -> None:
-    """BadInput unless `threads` is None or 1 to THREADS_PER_CPU x this machine's CPUs:
-    LiteRT starts every thread it is given, and a huge count starves the machine and can
-    crash it."""
-    if threads is None:
-        return
-    cpus = os.cpu_count() or 1
-    if threads < 1 or threads > THREADS_PER_CPU * cpus:
-        raise BadInput(f"threads {threads}: give 1 to {THREADS_PER_CPU * cpus} "
-                       f"({THREADS_PER_CPU} per CPU; this machine has {cpus})")
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,9 @@ def read_graph(path: str | Path) -> Graph:
         model = schema.ModelT.InitFromPackedBuf(data, 0)
         subgraph = model.subgraphs[0]
     except Exception as err:  # a damaged flatbuffer fails in many ways; all mean unusable
-        raise BadInput(f"{path}: damaged TFLite model: {type(err).__name__}") from None
+        detail = (str(err).strip() or type(err).__name__).splitlines()[0]
+        raise BadInput(f"{path}: damaged TFLite model: truncated or corrupt ({len(data):,} "
+                       f"bytes; {detail})") from None
     op_names = _enum_names(schema.BuiltinOperator)
     type_names = _enum_names(schema.TensorType)
 

@@ -57,7 +57,8 @@ class Landmarker:
 
     def __init__(self, model: str | Path | ResolvedModel | None = None,
                  threads: int | None = None, scheme: str | None = None) -> None:
-        self.model = resolve_model(model, choose=partial(fastest, threads=threads))
+        self.model = (model if isinstance(model, ResolvedModel)
+                      else resolve_model(model, choose=partial(fastest, threads=threads)))
         self.path = self.model.path
         self.precision = self.model.precision
         self._predictor = load_predictor(self.model, threads)

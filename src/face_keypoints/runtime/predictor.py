@@ -9,6 +9,7 @@ a model may have a face-presence output and per-point visibility outputs (`extra
 from __future__ import annotations
 
 import contextlib
+import os
 import zipfile
 from pathlib import Path
 from typing import Protocol
@@ -17,7 +18,10 @@ import numpy as np
 
 from face_keypoints.card import MODEL_JSON, POINTS_PREFIX, PRESENCE, VISIBLE_PREFIX, ModelCard
 from face_keypoints.errors import BadInput
+from face_keypoints.quiet import native_stderr_silenced
 from face_keypoints.resolve import ResolvedModel, listing, resolve_model
+
+THREADS_PER_CPU = 2  # inference threads allowed per CPU; more only slow LiteRT down
 
 
 class Predictor(Protocol):
@@ -35,8 +39,7 @@ def load_predictor(model: str | Path | ResolvedModel,
                    threads: int | None = None) -> KerasPredictor | TFLitePredictor:
     """Open a .keras or .tflite model (a path, or a model resolve_model resolved, with its
     card); BadInput (one line) when it is not one of ours."""
-    if threads is not None and threads < 1:
-        raise BadInput(f"threads {threads}: must be at least 1")
+    check_threads(threads)
     resolved = model if isinstance(model, ResolvedModel) else resolve_model(Path(model))
     path = resolved.path
     if path.exists() and not path.is_file():
@@ -45,6 +48,8 @@ def load_predictor(model: str | Path | ResolvedModel,
         beside = (f"; {path.parent} holds {listing(path.parent)}" if path.parent.is_dir()
                   else "")
         raise BadInput(f"{path}: no such model file{beside}")
+    if resolved.card is not None:
+        resolved.card.check_file(path)
     if path.suffix == ".keras":
         return KerasPredictor(path, threads)
     if path.suffix == ".tflite":
@@ -176,13 +181,26 @@ def _signature_outputs(interpreter) -> dict[str, int]:
             for name, detail in runner.get_output_details().items()}
 
 
+def check_threads(threads: int | None) -> None:
+    """BadInput unless `threads` is None or 1 to THREADS_PER_CPU x this machine's CPUs:
+    LiteRT starts every thread it is given, and a huge count starves the machine and can
+    crash it."""
+    if threads is None:
+        return
+    cpus = os.cpu_count() or 1
+    if threads < 1 or threads > THREADS_PER_CPU * cpus:
+        raise BadInput(f"threads {threads}: give 1 to {THREADS_PER_CPU * cpus} "
+                       f"({THREADS_PER_CPU} per CPU; this machine has {cpus})")
+
+
 def open_interpreter(path: Path, threads: int | None = None):
     """A LiteRT interpreter with its tensors allocated; BadInput when `path` is no model."""
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()
+        with native_stderr_silenced():  # LiteRT's XNNPACK note, for every interpreter
+            interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as err:
         raise BadInput(f"{path}: not a loadable TFLite model: {_first_line(err)}") from None
     return interpreter

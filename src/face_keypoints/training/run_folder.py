@@ -19,6 +19,7 @@ FINISHED = "metrics.json"
 BEST = "best.keras"
 BEST_FLOAT = "best_float.keras"
 CONFIG = "config.yaml"
+CHECKPOINTS, QAT_CHECKPOINTS = "checkpoints", "checkpoints_qat"
 FLOAT, QAT = "float", "qat"
 # Settings a --resume may change: they extend a run (or its int8 phase), never redo it.
 RESUMABLE = ("early_stopping", "qat_epochs", "qat_learning_rate", "calibrate")
@@ -74,7 +75,7 @@ def read_state(run_dir: Path) -> dict:
 def _clear_unstarted(run_dir: Path) -> None:
     """Remove what a run stopped in its first epoch wrote (and nothing else)."""
     for path in run_dir.iterdir():
-        if path.name in (STATE, CONFIG, "tensorboard", "checkpoints") or (
+        if path.name in (STATE, CONFIG, "tensorboard", CHECKPOINTS) or (
                 path.name.startswith(".") and ".tmp" in path.name):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
@@ -123,3 +124,59 @@ def write_csv(path: Path, history: list[dict]) -> None:
     keys = list(history[0]) if history else []
     lines = [",".join(keys)] + [",".join(str(h[k]) for k in keys) for h in history]
     write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def remove_leftovers(run_dir: Path) -> None:
+    """Remove what a kill while saving left in a run being continued: the temporary files
+    of write_atomic (`.best.XXXXXXXX.tmp.keras`) and TensorFlow's `ckpt-N_temp` folders."""
+    for path in run_dir.glob(".*.tmp*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+    for folder in (CHECKPOINTS, QAT_CHECKPOINTS):
+        for path in (run_dir / folder).glob("*_temp*"):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.is_file():
+                path.unlink(missing_ok=True)
+
+
+def restore_intact(checkpoint, folder: Path, recorded: str) -> int:
+    """Restore `checkpoint` from `recorded` (`ckpt-N` in `folder`), or where that one is
+    damaged or missing (a bad disk, a partial copy of the run folder), from the latest
+    intact earlier one, saying which in one line. Returns the epoch restored; BadInput
+    naming the damaged checkpoint when none is intact."""
+    import tensorflow as tf
+
+    wanted = _number(recorded)
+    numbers = sorted({_number(p.name.partition(".")[0]) for p in folder.glob("ckpt-*.index")}
+                     - {None}, reverse=True)
+    candidates = [wanted, *[n for n in numbers if wanted is not None and n < wanted]]
+    failure = "not a checkpoint name"
+    for number in candidates:
+        if number is None:
+            continue
+        try:
+            checkpoint.restore(str(folder / f"ckpt-{number}")).expect_partial()
+        except (tf.errors.OpError, ValueError, AssertionError) as err:
+            if number == wanted:
+                failure = (str(err).strip() or type(err).__name__).splitlines()[0]
+            continue
+        if number != wanted:
+            print(f"{folder / recorded}: damaged or missing checkpoint ({failure}); "
+                  f"resuming from ckpt-{number}, the latest intact one", file=sys.stderr)
+        return number
+    raise BadInput(f"{folder / recorded}: damaged or missing checkpoint ({failure}) and no "
+                   "intact earlier one; --overwrite starts the run again")
+
+
+def roll_back(state: dict, epoch: int) -> None:
+    """Make `state` that of the end of `epoch`, for a resume from an earlier checkpoint
+    than the last: the later epochs run again (best.keras and its score are kept: the
+    model they describe is whole)."""
+    state["history"] = [h for h in state["history"] if h["epoch"] <= epoch]
+    state["epoch"] = epoch
+
+
+def _number(name: str) -> int | None:
+    head, _, number = name.partition("-")
+    return int(number) if head == "ckpt" and number.isdigit() else None

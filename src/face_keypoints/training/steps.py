@@ -3,6 +3,7 @@ quantization-aware on the int8 grid), and the start from another trained model."
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import numpy as np
 from face_keypoints.config import TrainConfig
 from face_keypoints.errors import BadInput
 from face_keypoints.model.spec import ModelSpec
+
+# How keras-applications names each MobileNet width in its weight files.
+KERAS_WIDTHS = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
 
 
 def _loss_function(config: TrainConfig, spec: ModelSpec, model):
@@ -87,7 +91,7 @@ def build_training(config: TrainConfig, spec: ModelSpec, strategy, steps: int,
         try:
             model = build_model(spec, weights, start_shapes)
         except ValueError as err:
-            raise BadInput(f"--backbone-weights {config.backbone_weights}: {err}") from None
+            raise BadInput(_weights_misfit(config, err)) from None
         except Exception as err:
             if weights == "imagenet":
                 raise BadInput("could not fetch the ImageNet weights (no internet?): pass "
@@ -138,3 +142,22 @@ def build_qat(config: TrainConfig, spec: ModelSpec, strategy, steps: int, model)
                                steps * config.qat_epochs, 0, grid.variables)
     step = _compile_step(strategy, model, optimizer, _loss_function(config, spec, model), grid)
     return grid, optimizer, step
+
+
+def _weights_misfit(config: TrainConfig, err: ValueError) -> str:
+    """One line for backbone weights Keras could not load into this network: usually a
+    file of keras-applications for another width, which its name tells
+    (mobilenet_<width>_<size>_tf_no_top.h5)."""
+    given = f"--backbone-weights {config.backbone_weights}"
+    text = (str(err).strip() or type(err).__name__).splitlines()[0]
+    if "not found" in text:
+        return f"{given}: {text.split(': ', 1)[-1]}"
+    named = re.search(r"mobilenet_(\d_\d)_", Path(config.backbone_weights).name)
+    width = {code: alpha for alpha, code in KERAS_WIDTHS.items()}.get(
+        named.group(1) if named else "")
+    if width is not None and width != config.alpha:
+        return (f"{given}: holds MobileNet weights of width {width:g}, and --alpha is "
+                f"{config.alpha:g}; give keras-applications' file of that width "
+                f"(mobilenet_{KERAS_WIDTHS.get(config.alpha, '?')}_224_tf_no_top.h5) or "
+                f"--alpha {width:g}")
+    return f"{given}: these weights do not fit a MobileNet of width {config.alpha:g} ({text})"
