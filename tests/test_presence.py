@@ -54,7 +54,8 @@ def _with_heads(folder: Path, presence: float) -> Path:
     model = build_model(spec)
     model.name = source.name
     fresh = copy_matching_weights(model, source)
-    assert sorted(fresh) == ["presence_logit", f"visible_logits_{IBUG68.name}"]
+    assert sorted(fresh) == ["presence_hidden", "presence_logit",
+                             f"visibility_hidden_{IBUG68.name}", f"visible_logits_{IBUG68.name}"]
     bias = np.full(68, SEEN, np.float32)
     bias[MOUTH] = HIDDEN
     for layer, value in (("presence_logit", np.full(1, _logit(presence), np.float32)),
