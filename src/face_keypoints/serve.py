@@ -74,11 +74,13 @@ def litert_folder(web: Path | None = None) -> Path:
 
 @dataclass(frozen=True)
 class PageModel:
-    """The landmark model the page runs: its .tflite and the model.json beside it."""
+    """The landmark model the page runs: its .tflite, the model.json beside it, and which
+    of the card's precisions the file is."""
 
     label: str
     tflite: Path
     card: dict
+    precision: str | None
 
 
 def page_model(model: str | Path) -> PageModel:
@@ -100,7 +102,7 @@ def page_model(model: str | Path) -> PageModel:
         raise BadInput(f"{tflite}: takes {entry['input_dtype']} input; the page feeds float "
                        "models (fp16 or fp32)")
     _check_loads(tflite)
-    return PageModel(str(model), tflite, card.data)
+    return PageModel(str(model), tflite, card.data, card.precision_of(tflite))
 
 
 def _check_loads(tflite: Path) -> None:
@@ -214,8 +216,6 @@ def make_server(model: ModelChoice = "default", host: str = "0.0.0.0", port: int
     """A server for the page and `model` (one, or several the page offers in a menu, the
     first chosen at start), bound but not yet serving (`serve_forever`)."""
     check_port(port)
-    from face_keypoints.runtime.landmarker import precision_of
-
     web = web_folder()
     litert = litert_folder(web)
     chosen = [page_model(m) for m in _model_list(model)]
@@ -223,7 +223,7 @@ def make_server(model: ModelChoice = "default", host: str = "0.0.0.0", port: int
     settings = page_settings(*(m.card for m in chosen))
     zoomed = settings["detector"]["zoom"] * settings["detector"]["size"]
     # Model i at /model/i/; the first also at /model/, where the page starts.
-    entries = [{"label": m.label, "file": m.tflite.name, "precision": precision_of(m.tflite),
+    entries = [{"label": m.label, "file": m.tflite.name, "precision": m.precision,
                 "card": f"/model/{i}/{MODEL_JSON}", "tflite": f"/model/{i}/landmarks.tflite"}
                for i, m in enumerate(chosen)]
     generated = {"/model/model.json": _json_bytes(chosen[0].card),
