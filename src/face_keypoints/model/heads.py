@@ -132,7 +132,18 @@ class Pooled(Head):
         return keras.layers.Flatten(name="head_flatten")(pooled)
 
 
-class SimCCHead(Head):
+class CodecHead(Head):
+    """A head whose loss reads, beside the points, the logits its codec decodes."""
+
+    @staticmethod
+    def logits_name(scheme: str) -> str:
+        raise NotImplementedError
+
+    def extra_outputs(self, model, scheme: str) -> dict[str, Tensor]:
+        return {self.logits_name(scheme): model.get_layer(self.logits_name(scheme)).output}
+
+
+class SimCCHead(CodecHead):
     """RTMPose's SimCC: per point, x and y bin logits read from the last map."""
 
     name = "simcc"
@@ -180,9 +191,6 @@ class SimCCHead(Head):
             expectation)
         return _offset_layer(num_points, scheme)(flat)
 
-    def extra_outputs(self, model, scheme: str) -> dict[str, Tensor]:
-        return {self.logits_name(scheme): model.get_layer(self.logits_name(scheme)).output}
-
     def loss(self, model, kind: str, outputs: dict, scheme: str, target, mask):
         """The codec's loss on the bins, against the target minus the offset the output
         layer adds (the start shape, later calibration), which the bins do not carry."""
@@ -199,7 +207,7 @@ class SimCCHead(Head):
         super().start(model, scheme, np.asarray(shape, np.float32) - middle)
 
 
-class HeatmapHead(Head):
+class HeatmapHead(CodecHead):
     """PIPNet's heatmap + offsets on the stride-16 map, decoded in the graph.
 
     The neck adds the deepest (stride-32) map, upsampled, to the stride-16 one, so each
@@ -288,9 +296,6 @@ class HeatmapHead(Head):
         xy = keras.layers.Concatenate(axis=-1, name=f"pip_xy_{scheme}")(axes)
         flat = keras.layers.Reshape((2 * num_points,), name=f"pip_flat_{scheme}")(xy)
         return _offset_layer(num_points, scheme, start=0.5)(flat)
-
-    def extra_outputs(self, model, scheme: str) -> dict[str, Tensor]:
-        return {self.logits_name(scheme): model.get_layer(self.logits_name(scheme)).output}
 
     def loss(self, model, kind: str, outputs: dict, scheme: str, target, mask):
         """The point loss on the decoded points plus HEAT_WEIGHT times the scores' KL,
