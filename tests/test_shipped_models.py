@@ -1,10 +1,10 @@
-"""The models shipped in the package (src/face_keypoints/shipped/default/ and lite/).
+"""The models shipped in the package (src/face_keypoints/shipped/default/, lite/, full/).
 
 Their files are the ones model.json names, byte for byte; at every precision each places
 the points of real faces it never trained on near their human annotation, closer than a
 mean shape or a left/right-mislabelled model could (so a broken or swapped file fails
-here); `default[:PRECISION]` and `lite[:PRECISION]` name their files wherever a model is
-asked for; both have the 68- and 98-point heads, and lite keeps its size bound.
+here); `default[:PRECISION]`, `lite[:...]` and `full[:...]` name their files wherever a
+model is asked for; all have the 68- and 98-point heads, and lite keeps its size bound.
 
 The faces are the repository's 68-point 300-W fixtures (AFW: 3 faces; 300-W indoor: 2),
 prepared and scored by the package's own prepare and evaluate. The models were trained
@@ -68,7 +68,7 @@ def _nme(model, caches: list[Path]) -> float:
 def test_every_file_model_json_names_is_there_with_its_sha256_and_size(name: str):
     card = _card(name)
     folder = shipped_folder(name)
-    assert {"fp16", "int8", "keras"} <= set(card["files"])
+    assert {"fp32", "fp16", "keras"} <= set(card["files"])
     for precision, entry in card["files"].items():
         data = (folder / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], precision
@@ -91,7 +91,7 @@ def test_the_shipped_model_is_near_the_annotation_of_real_faces(name: str, preci
 
 @needs_model
 @pytest.mark.parametrize("name", SHIPPED)
-def test_both_shipped_models_have_the_68_and_98_point_heads(name: str):
+def test_every_shipped_model_has_the_68_and_98_point_heads(name: str):
     from face_keypoints.runtime import load_predictor
     from face_keypoints.schemes import get_scheme
 

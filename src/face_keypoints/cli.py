@@ -236,7 +236,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="a .keras model, a .tflite with its model.json beside it, an export "
                         "folder (model.json) or run folder (best.keras), or a shipped "
                         "model: default (fp16) or default:fp32|fp16|int8|keras, "
-                        "lite[:PRECISION]")
+                        "lite[:PRECISION], full[:PRECISION]")
     p.add_argument("--data", required=True, help="a cache made by prepare")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object on stdout instead of a table")
@@ -268,7 +268,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                                    "model's.")
     p.add_argument("--model", required=True, metavar="MODEL",
                    help="RUN_DIR/best.keras or RUN_DIR, an export folder (its .keras), "
-                        "or default or lite (a shipped model's .keras)")
+                        "or default, lite or full (a shipped model's .keras)")
     p.add_argument("--output", required=True,
                    help="folder for the .tflite files, the .keras copy and model.json")
     p.add_argument("--precision", nargs="+", default=["fp32", "fp16"], metavar="PRECISION",
@@ -307,7 +307,7 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, metavar="MODEL",
                    help="a .tflite with its model.json beside it, an export folder, or a "
                         "shipped model: default (fp16) or default:fp32|fp16|int8, "
-                        "lite[:PRECISION]")
+                        "lite[:PRECISION], full[:PRECISION]")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
@@ -351,6 +351,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                         "NME (timed at first use, cached per machine; the JSON's "
                         "\"precision\" says which ran); default:fp32|fp16|int8|keras for "
                         "one of its files, lite[:PRECISION] for the smaller shipped model, "
+                        "full[:PRECISION] for the larger one (photos), "
                         "FOLDER:PRECISION for one file of an export folder; default:fp16 is what "
                         "serve's page runs")
     p.add_argument("--precision", metavar="PRECISION",
@@ -455,7 +456,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                                    "package carries LiteRT.js; a source checkout needs "
                                    "`npm ci --prefix src/face_keypoints/web` first.")
     p.add_argument("--model", nargs="+", default=["default"], metavar="MODEL",
-                   help="default or lite (shipped models), or a folder written by export "
+                   help="default, lite or full (shipped models), or a folder written by export "
                         "(its fp16 .tflite and model.json: the page runs fp16, what GPU "
                         "delegates want, where predict runs the file timed fastest on its "
                         "CPU); several (--model default lite) are offered in the page's "

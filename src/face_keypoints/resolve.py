@@ -3,15 +3,15 @@
 The shipped files live in shipped/ beside this module: `face_detection_short_range.tflite`
 is MediaPipe's (Apache-2.0; see shipped/NOTICE), and each shipped landmark model is an
 export (`face-keypoints export`) copied into a folder of its own: `shipped/default/` (the
-default model) and `shipped/lite/` (a smaller, faster one, where this installation has
-it): its .tflite files, the .keras they were converted from, and the model.json that names
-them all.
+default model), `shipped/lite/` (a smaller, faster one) and `shipped/full/` (a larger,
+more accurate one for photos), where this installation has them: its .tflite files, the
+.keras they were converted from, and the model.json that names them all.
 
 Wherever a model is asked for (`--model` of evaluate, benchmark, predict, export and
 serve, and the Python functions behind them, FaceLandmarker included), `resolve_model`
 turns what the user wrote into a `ResolvedModel`, which is passed down from there:
-- `default` or `lite`: that shipped model at its default precision, and
-  `default:PRECISION` / `lite:PRECISION` one file of it;
+- `default`, `lite` or `full`: that shipped model at its default precision, and
+  `default:PRECISION` (`lite:...`, `full:...`) one file of it;
 - a folder: an export folder (it holds model.json) means its files as the shipped ones
   do (`FOLDER:PRECISION` picks one), a training run's folder (it holds best.keras) that
   model;
@@ -32,7 +32,8 @@ from face_keypoints.errors import BadInput
 
 DEFAULT = "default"
 LITE = "lite"
-SHIPPED = (DEFAULT, LITE)
+FULL = "full"
+SHIPPED = (DEFAULT, LITE, FULL)
 SHIPPED_FOLDER = "shipped"  # the package's folder of shipped model files
 DEFAULT_PRECISIONS = ("fp16", "fp32")  # fp16 first: half the size, the same points
 KERAS = ("keras",)  # what a model folder means where a .keras is needed (export)
@@ -60,10 +61,15 @@ class ResolvedModel:
 
 
 def shipped_folder(name: str = DEFAULT) -> Path:
-    """The folder of a shipped landmark model (`default` or `lite`) in this package."""
+    """The folder of a shipped landmark model (`default`, `lite` or `full`) here."""
     if name not in SHIPPED:
-        raise BadInput(f"{name}: no shipped model of that name; choose {' or '.join(SHIPPED)}")
+        raise BadInput(f"{name}: no shipped model of that name; choose {shipped_names()}")
     return shipped_file(name)
+
+
+def shipped_names() -> str:
+    """The shipped models' names for messages: "default, lite or full"."""
+    return f"{', '.join(SHIPPED[:-1])} or {SHIPPED[-1]}"
 
 
 def shipped_file(name: str) -> Path:
@@ -77,8 +83,8 @@ def default_folder() -> Path:
 
 
 def is_shipped(model: object) -> bool:
-    """Whether `model` is a string naming a shipped model: `default`, `lite`, or either
-    with `:PRECISION`."""
+    """Whether `model` is a string naming a shipped model (`default`, `lite`, `full`),
+    with or without `:PRECISION`."""
     return isinstance(model, str) and model.partition(":")[0] in SHIPPED
 
 
@@ -101,7 +107,7 @@ def with_precision(model: str | Path | None, precision: str | None) -> str | Pat
             raise BadInput(f"--precision {precision}: --model {named} names {given} already")
         return f"{head}:{precision}"
     raise BadInput(f"--precision {precision}: --model {named} is one file; a precision "
-                   "picks a file of default, lite or an export folder")
+                   f"picks a file of {shipped_names()} or an export folder")
 
 
 def resolve_model(model: str | Path | ResolvedModel | None,
@@ -124,10 +130,10 @@ def resolve_model(model: str | Path | ResolvedModel | None,
         name, _, precision = named.partition(":")
         if folder is None:
             folder = shipped_folder(name)
-            if name == LITE and not ModelCard.exists(folder):
-                raise BadInput(f"{model}: the lite model is not shipped in this installation "
-                               f"(no {folder / MODEL_JSON}); use default or pass --model "
-                               "FILE")
+            if name != DEFAULT and not ModelCard.exists(folder):
+                raise BadInput(f"{model}: the {name} model is not shipped in this "
+                               f"installation (no {folder / MODEL_JSON}); use default or "
+                               "pass --model FILE")
         return _pick(Path(folder), precision or None, prefer, name, choose)
     path = Path(model)
     if path.is_dir():
@@ -179,7 +185,7 @@ def _pick(folder: Path, precision: str | None, prefer: tuple[str, ...], label: s
           choose: Chooser | None) -> ResolvedModel:
     """One file of a model folder: `precision`, else what `choose` picks from the card,
     else the first of `prefer` there. `label` is how the user named the folder
-    (`default`, `lite` or its path)."""
+    (a shipped model's name or its path)."""
     card = _read_card(folder, label)
     named = label if precision is None else f"{label}:{precision}"
     files = card.files

@@ -87,13 +87,13 @@ def page_model(model: str | Path) -> PageModel:
     """Resolve `--model`: a shipped model's name (`default`, `lite`, ...), an export folder
     holding model.json, or a .tflite with its model.json beside it."""
     from face_keypoints.card import ModelCard
-    from face_keypoints.resolve import resolve_model
+    from face_keypoints.resolve import resolve_model, shipped_names
 
     resolved = resolve_model(str(model), prefer=WEB_PRECISIONS)
     tflite = resolved.path
     if not tflite.exists():
-        raise BadInput(f"{model}: no such model; --model takes default, lite, a folder "
-                       "written by `face-keypoints export` or a .tflite in one")
+        raise BadInput(f"{model}: no such model; --model takes {shipped_names()}, a "
+                       "folder written by `face-keypoints export` or a .tflite in one")
     if tflite.suffix != ".tflite":
         raise BadInput(f"{tflite}: the page runs .tflite files, not {tflite.suffix or 'this'}")
     card = resolved.card if resolved.card is not None else ModelCard.read(tflite.parent)

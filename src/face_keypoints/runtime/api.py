@@ -84,7 +84,8 @@ class FaceLandmarker:
     `model` is a .tflite with its model.json or a .keras (default: the model shipped in
     the package, in the precision fastest on this CPU among those within 1 % of fp32's
     NME, timed at first use and cached per machine; `default:fp32`, `default:fp16`,
-    `default:int8`, `default:keras` pick one of its files). `precision` says which file
+    `default:int8`, `default:keras` pick one of its files; `lite` and `full` name the
+    smaller and the larger shipped model the same way). `precision` says which file
     runs. `scheme` picks the head of a model with several (ibug68 by default; wflw98
     for the 98 WFLW points): every Face and the tracking are in its points.
     `max_faces` caps the faces reported (best detector scores first). For `track`:
