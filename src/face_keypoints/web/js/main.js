@@ -267,13 +267,13 @@ function showStats(faces) {
   $("first-frame").textContent = page.firstFrame ? `${Math.round(page.firstFrame)} ms` : "-";
 }
 
-// --- controls ------------------------------------------------------------------------
-
 /** Each face's presence in the latest frame, as the face list orders them. */
 function presence(faces) {
   if (!page.faces.hasPresence) return "- (the model has no presence output)";
   return faces.length ? faces.map((f) => f.presence.toFixed(3)).join(", ") : "-";
 }
+
+// --- controls ------------------------------------------------------------------------
 
 /** The record as `predict` writes it; a video file's frames numbered by media time. */
 function finishedRecord() {
