@@ -13,7 +13,8 @@ comes from this server, so it works offline on a local network:
 * BlazeFace's .tflite, and a copy of it resized to the photo path's zoomed input;
 * page.json, built here from the Python constants the page must agree with (the
   detector's anchors and crop fit, tracking thresholds, One Euro defaults, each scheme's
-  contours and eye corners), so the page and `predict` cannot drift apart.
+  contours, eye corners and pupils (an aligned model's crops are levelled by them), how
+  hidden points are drawn), so the page and `predict` cannot drift apart.
 
 Responses carry COOP/COEP headers: the page is then cross-origin isolated, which
 SharedArrayBuffer, and so LiteRT.js's threaded WASM, requires.
@@ -132,6 +133,7 @@ def page_settings(*cards: dict) -> dict:
         schemes[scheme.name] = {"contours": [list(c) for c in scheme.contours],
                                 "closed": list(scheme.closed),
                                 "outer_eyes": list(scheme.outer_eyes),
+                                "pupils": [list(group) for group in scheme.pupils],
                                 "description": scheme.description}
     params = smoothing.OneEuroParams()
     return {
@@ -146,13 +148,17 @@ def page_settings(*cards: dict) -> dict:
         "tracking": {"side_range": list(tracker.SIDE_RANGE), "max_offset": tracker.MAX_OFFSET,
                      "min_inside": tracker.MIN_INSIDE,
                      "track_min_score": tracker.TRACK_MIN_SCORE,
+                     "min_tracking_confidence": _default(api.FaceLandmarker,
+                                                         "min_tracking_confidence"),
+                     "shrink_limit": tracker.SHRINK_LIMIT,
                      "match_iou": tracker.MATCH_IOU, "same_face_iou": tracker.SAME_FACE_IOU,
                      "redetect_every": _default(api.FaceLandmarker, "redetect_every"),
                      "stream_step": api.STREAM_STEP},
         "smoothing": {"min_cutoff": params.min_cutoff, "beta": params.beta,
                       "d_cutoff": params.d_cutoff},
         "schemes": schemes,
-        "colours": {"points": list(draw.POINT_COLOUR), "lines": list(draw.LINE_COLOUR)},
+        "drawing": {"points": list(draw.POINT_COLOUR), "lines": list(draw.LINE_COLOUR),
+                    "hidden": list(draw.HIDDEN_COLOUR), "hidden_below": api.HIDDEN_BELOW},
     }
 
 

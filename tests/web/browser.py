@@ -160,17 +160,25 @@ def ocular(points: np.ndarray, scheme: str) -> float:
     return float(np.linalg.norm(points[a] - points[b]))
 
 
-def worst_error(record: dict, expected: list) -> float:
-    """The largest distance between a point of the page's faces (its JSON) and the same
-    point of Python's (runtime Face objects), in inter-ocular distances; faces are paired
-    by box centre, and the two must find as many."""
+def paired(record: dict, expected: list) -> list[tuple[dict, object]]:
+    """(the page's face in its JSON, Python's runtime Face) pairs, by box centre; the two
+    must find as many faces, in the same scheme."""
     assert len(record["faces"]) == len(expected), (len(record["faces"]), len(expected))
-    worst = 0.0
+    pairs = []
     for face in expected:
         centre = (face.box[:2] + face.box[2:]) / 2
         page = min(record["faces"], key=lambda f: np.hypot(
             *(np.add(f["box"][:2], f["box"][2:]) / 2 - centre)))
         assert page["scheme"] == face.scheme
+        pairs.append((page, face))
+    return pairs
+
+
+def worst_error(record: dict, expected: list) -> float:
+    """The largest distance between a point of the page's faces (its JSON) and the same
+    point of Python's (runtime Face objects), in inter-ocular distances."""
+    worst = 0.0
+    for page, face in paired(record, expected):
         error = np.linalg.norm(np.array(page["points"]) - face.points, axis=1)
         worst = max(worst, float(error.max()) / ocular(face.points, face.scheme))
     return worst

@@ -25,6 +25,7 @@ from conftest import cli_command
 
 from face_keypoints.errors import BadInput
 from face_keypoints.resolve import resolve_model
+from face_keypoints.runtime import tracker
 from face_keypoints.schemes import get_scheme
 from face_keypoints.serve import litert_folder, make_server, npm_command, web_folder
 
@@ -61,6 +62,11 @@ def test_the_server_sends_the_page_the_model_and_isolation_headers(npm_packages)
         settings = json.loads(_get(url + "model/page.json")[2])
         ibug = get_scheme("ibug68")
         assert settings["schemes"]["ibug68"]["contours"] == [list(c) for c in ibug.contours]
+        # what aligned crops level and tracking keeps by, as Python's
+        assert settings["schemes"]["ibug68"]["pupils"] == [list(g) for g in ibug.pupils]
+        assert settings["tracking"]["shrink_limit"] == tracker.SHRINK_LIMIT
+        assert settings["tracking"]["min_tracking_confidence"] == \
+            tracker.MIN_TRACKING_CONFIDENCE
         assert settings["model"]["file"] == fp16.name
         code, headers, _ = _get(url + "litert/core/wasm/litert_wasm_internal.wasm")
         assert code == 200 and headers["Content-Type"] == "application/wasm"

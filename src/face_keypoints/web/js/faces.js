@@ -2,7 +2,7 @@
 // frame of a stream (`track`: tracking and One Euro smoothing), in the JSON of `predict`.
 
 import { landmarkBox, square } from "./geometry.js";
-import { BlazeFace, landmarkSquare } from "./detector.js";
+import { BlazeFace } from "./detector.js";
 import { Landmarker } from "./landmarker.js";
 import { Tracker } from "./tracker.js";
 
@@ -13,18 +13,20 @@ export class FaceLandmarker {
   constructor(detector, model, card, settings, zoomed) {
     this.settings = settings;
     this.detector = new BlazeFace(detector, settings.detector, zoomed);
-    this.landmarker = new Landmarker(model, card);
-    this.tracker = new Tracker(this.detector, this.landmarker, settings.detector,
-                               settings.tracking, settings.smoothing);
+    this.landmarker = new Landmarker(model, card, settings);
+    this.tracker = new Tracker(this.detector, this.landmarker, settings.tracking,
+                               settings.smoothing);
     this.maxFaces = null;
   }
 
   /** The page's settings, as `predict`'s options: at most `maxFaces` faces (null: all),
    * best detector score first; One Euro smoothing of streams on or off; the detector's
-   * score threshold (FaceLandmarker's min_score). A stream starts again from them. */
-  configure({ maxFaces, smoothing, minScore }) {
+   * score threshold (FaceLandmarker's min_score); the presence that keeps a track
+   * (min_tracking_confidence). A stream starts again from them. */
+  configure({ maxFaces, smoothing, minScore, minTrackingConfidence }) {
     this.maxFaces = maxFaces;
     this.tracker.maxFaces = maxFaces;
+    this.tracker.minTrackingConfidence = minTrackingConfidence;
     this.tracker.smoothing = smoothing ? this.settings.smoothing : null;
     this.detector.minScore = minScore;
     this.tracker.reset();
@@ -33,6 +35,9 @@ export class FaceLandmarker {
   get schemes() { return this.landmarker.schemes; }
 
   get scheme() { return this.landmarker.scheme; }
+
+  /** Whether the model says how likely its crop frames a face (faces carry `presence`). */
+  get hasPresence() { return this.landmarker.hasPresence; }
 
   /** Predict `name`'s points from now on (a model trained on several schemes). */
   setScheme(name) {
@@ -46,8 +51,8 @@ export class FaceLandmarker {
     const faces = [];
     const found = await this.detector.detectPhoto(frame);
     for (const detection of found.slice(0, this.maxFaces ?? found.length)) {
-      const sq = landmarkSquare(detection, this.settings.detector, this.landmarker.scale);
-      faces.push(this.face(await this.landmarker.detectedPoints(frame, sq), detection.score));
+      const reading = await this.landmarker.detected(frame, detection);
+      faces.push(this.face(reading.points, detection.score, reading));
     }
     return faces;
   }
@@ -55,7 +60,7 @@ export class FaceLandmarker {
   /** The faces of the next frame of a stream, `time` in seconds. */
   async track(frame, time) {
     const tracks = await this.tracker.step(frame, time);
-    return tracks.map((t) => this.face(t.output, t.score));
+    return tracks.map((t) => this.face(t.output, t.score, t));
   }
 
   /** Start a new stream: forget the tracked faces. */
@@ -70,7 +75,7 @@ export class FaceLandmarker {
     const size = this.settings.detector.size;
     const frame = { data: new Uint8ClampedArray(size * size * 4), width: size, height: size };
     await this.detector.detect(frame);
-    await this.landmarker.points(frame, square(size / 2, size / 2, size));
+    await this.landmarker.read(frame, square(size / 2, size / 2, size));
     this.resetTimes();
   }
 
@@ -81,14 +86,20 @@ export class FaceLandmarker {
     this.landmarker.modelMs = 0;
   }
 
-  face(points, score) {
-    return { box: landmarkBox(points), score, scheme: this.landmarker.scheme, points };
+  /** A face as api.py's Face: `seen` (a reading or a track) gives its presence and
+   * visibility (null where the model lacks those outputs). */
+  face(points, score, seen) {
+    return { box: landmarkBox(points), score, scheme: this.landmarker.scheme, points,
+             presence: seen.presence, visible: seen.visible };
   }
 }
 
-/** A face as `predict` writes it to JSON (pixels to 0.01, score to 0.0001). */
+/** A face as `predict` writes it to JSON (pixels to 0.01, score to 0.0001, presence and
+ * visibility to 0.001; null where the model lacks the output). */
 export function faceJson(face) {
   const round = (v, digits) => Number(v.toFixed(digits));
   return { box: face.box.map((v) => round(v, 2)), score: round(face.score, 4),
-           scheme: face.scheme, points: face.points.map(([x, y]) => [round(x, 2), round(y, 2)]) };
+           scheme: face.scheme, points: face.points.map(([x, y]) => [round(x, 2), round(y, 2)]),
+           presence: face.presence === null ? null : round(face.presence, 3),
+           visible: face.visible?.map((v) => round(v, 3)) ?? null };
 }

@@ -3,9 +3,10 @@
 // A matrix is [a, b, c, d, e, f] for [[a, b, c], [d, e, f]]; points are [x, y] pairs in
 // pixels, pixel centres at integers (as in OpenCV and in our crops).
 
-/** A square region of an image: centre and side in pixels. */
-export function square(cx, cy, side) {
-  return { cx, cy, side };
+/** A square region of an image: centre and side in pixels; `angle` (degrees) the face's
+ * roll, which an aligned model's crop undoes (0: an upright crop). */
+export function square(cx, cy, side, angle = 0) {
+  return { cx, cy, side, angle };
 }
 
 /** [x0, y0, x1, y1] of points. */
@@ -24,10 +25,26 @@ export function squareAround(box, scale) {
   return square((x0 + x1) / 2, (y0 + y1) / 2, Math.max(x1 - x0, y1 - y0) * scale);
 }
 
-/** The affine that maps image pixels into a size x size crop of `sq`. */
+/** The affine that maps image pixels into a size x size crop of `sq`, rotated about its
+ * centre by its angle, so that a line at that angle comes out level (geometry.py's
+ * model_matrix). */
 export function cropMatrix(sq, size) {
   const s = size / sq.side;
-  return [s, 0, size / 2 - s * sq.cx, 0, s, size / 2 - s * sq.cy];
+  const theta = sq.angle * (Math.PI / 180); // as numpy.deg2rad
+  const cos = Math.cos(theta) * s, sin = Math.sin(theta) * s;
+  return [cos, sin, size / 2 - (cos * sq.cx + sin * sq.cy),
+          -sin, cos, size / 2 - (-sin * sq.cx + cos * sq.cy)];
+}
+
+/** The angle in degrees (image axes, y down) of the line from point `from` to `to`. */
+export function angleOf(from, to) {
+  return Math.atan2(to[1] - from[1], to[0] - from[0]) * (180 / Math.PI); // numpy.degrees
+}
+
+/** The mean of points `indices` of `points`. */
+export function centre(points, indices) {
+  const sum = indices.reduce(([x, y], i) => [x + points[i][0], y + points[i][1]], [0, 0]);
+  return [sum[0] / indices.length, sum[1] / indices.length];
 }
 
 /** The affine that puts a whole width x height image into a size x size square input,

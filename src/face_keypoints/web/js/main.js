@@ -242,19 +242,20 @@ class FrameRate {
 /** Draw the points over the frame on the canvas and account the frame's times. */
 function finishFrame(faces, start) {
   const drawStart = performance.now();
-  drawFaces(context, faces, page.settings.schemes, page.settings.colours);
+  drawFaces(context, faces, page.settings.schemes, page.settings.drawing);
   const end = performance.now();
   const { detector, landmarker } = page.faces;
   page.stats.add({ detector: detector.ms, landmarks: landmarker.ms, model: landmarker.modelMs,
                    drawing: end - drawStart, frame: end - start });
   if (page.source.kind !== "photo") page.firstFrame ??= end; // ms since the page opened
-  showStats(faces.length);
+  showStats(faces);
   $("download").disabled = false;
 }
 
-function showStats(faceCount) {
+function showStats(faces) {
   const s = page.stats;
-  $("faces").textContent = String(faceCount);
+  $("faces").textContent = String(faces.length);
+  $("presence").textContent = presence(faces);
   $("detector-ms").textContent = ms(s.mean("detector"));
   $("landmarks-ms").textContent = `${ms(s.mean("landmarks"))} (${ms(s.mean("model"))})`;
   $("drawing-ms").textContent = ms(s.mean("drawing"));
@@ -264,6 +265,12 @@ function showStats(faceCount) {
   $("frames").textContent = frames ? `${frames.at(-1).frame + 1}, ${page.faces.tracker.searches}`
     : "-";
   $("first-frame").textContent = page.firstFrame ? `${Math.round(page.firstFrame)} ms` : "-";
+}
+
+/** Each face's presence in the latest frame, as the face list orders them. */
+function presence(faces) {
+  if (!page.faces.hasPresence) return "- (the model has no presence output)";
+  return faces.length ? faces.map((f) => f.presence.toFixed(3)).join(", ") : "-";
 }
 
 // --- controls ------------------------------------------------------------------------
@@ -313,6 +320,7 @@ function showModel() {
     page.settings.schemes[name]?.description ?? name, name)));
   $("scheme").value = page.faces.scheme;
   $("scheme").disabled = schemes.length < 2;
+  $("min-presence").disabled = !page.faces.hasPresence;
 }
 
 /** Show the camera; `opening` is a camera already being opened (at page start, while
@@ -341,9 +349,12 @@ async function listCameras() {
 function readSettings() {
   const maxFaces = Number.parseInt($("max-faces").value, 10);
   const minScore = Number.parseFloat($("min-score").value);
+  const minPresence = Number.parseFloat($("min-presence").value);
   return {
     maxFaces: maxFaces >= 1 ? maxFaces : null,
     minScore: minScore > 0 && minScore < 1 ? minScore : page.settings.detector.min_score,
+    minTrackingConfidence: minPresence >= 0 && minPresence <= 1 ? minPresence
+      : page.settings.tracking.min_tracking_confidence,
     smoothing: $("smoothing").checked,
   };
 }
@@ -403,7 +414,7 @@ function wireControls() {
     if (file) useFile(file);
   });
   $("download").addEventListener("click", download);
-  for (const id of ["max-faces", "min-score", "smoothing"]) {
+  for (const id of ["max-faces", "min-score", "min-presence", "smoothing"]) {
     $(id).addEventListener("change", () => {
       if (!page.faces) return;
       page.faces.configure(readSettings());
@@ -430,6 +441,7 @@ async function main() {
     `${m.label} (${m.precision ?? m.file})`, String(i))));
   $("model").disabled = settings.models.length < 2;
   $("min-score").value = String(settings.detector.min_score);
+  $("min-presence").value = String(settings.tracking.min_tracking_confidence);
   const requested = new URLSearchParams(location.search).get("backend");
   if (["auto", "webgpu", "wasm"].includes(requested)) $("backend").value = requested;
   await useBackend($("backend").value);
