@@ -44,12 +44,7 @@ def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
     ResolvedModel.aligned), and a Predictor passed as such is framed upright unless told.
     Returns a JSON-ready dict (NaN -> None)."""
     cache = open_cache(Path(data))
-    if isinstance(model, str | Path | ResolvedModel):
-        resolved = resolve_model(model)
-        align = resolved.aligned if align is None else align
-        predictor = load_predictor(resolved, threads)
-    else:
-        predictor = model
+    predictor, align = _opened(model, threads, align)
     scheme = _target_scheme(cache.scheme, predictor.schemes, cache.path)
     if output is not None:  # before the scoring, which the pictures would otherwise lose
         check_writable_folder(Path(output), "--output")
@@ -60,7 +55,7 @@ def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
     # The training pipeline without augmentation frames the faces and maps the ground
     # truth, so evaluate scores exactly what training validates on.
     stream = BatchStream([(cache, indices)], [scheme.name], batch_size, predictor.input_size,
-                         augment=None, seed=0, shuffle=False, align=bool(align))
+                         augment=None, seed=0, shuffle=False, align=align)
     pred, truth, present, crops = [], [], [], []
     offset = 0
     # A bar on a terminal only (tqdm's disable=None): pipes and logs get the result alone.
@@ -85,7 +80,7 @@ def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
     result = {
         "model": str(predictor.path),
         "model_kind": predictor.kind,
-        "aligned": bool(align),  # faces framed with the ground truth's eyes level
+        "aligned": align,  # faces framed with the ground truth's eyes level
         "data": str(cache.path),
         "split": ("all" if len(indices) == len(cache)
                   else ",".join(sorted({cache.faces[i]["split"] for i in indices}))),
@@ -118,6 +113,17 @@ def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
             raise BadInput(f"{output}: cannot write the pictures: {err.strerror or err} "
                            "(the scores were computed)") from None
     return result
+
+
+def _opened(model: str | Path | ResolvedModel | Predictor, threads: int | None,
+            align: bool | None) -> tuple[Predictor, bool]:
+    """The predictor of `model` and whether its faces are levelled: `align`, else what
+    the model says (ResolvedModel.aligned; a Predictor passed as such: upright)."""
+    if not isinstance(model, str | Path | ResolvedModel):
+        return model, bool(align)
+    resolved = resolve_model(model)
+    return (load_predictor(resolved, threads),
+            resolved.aligned if align is None else align)
 
 
 def _target_scheme(data_scheme: Scheme, model_schemes: list[str], where: Path) -> Scheme:
