@@ -72,9 +72,9 @@ from face_keypoints.runtime.detector import (
     BlazeFace,
     Detection,
     _covered,
-    landmark_square,
+    eye_roll,
 )
-from face_keypoints.runtime.landmarker import Landmarker, crop_square
+from face_keypoints.runtime.landmarker import Landmarker
 from face_keypoints.schemes import IBUG68
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -299,6 +299,13 @@ def fit(model: str | None) -> dict:
     return result
 
 
+def _framed(landmarker: Landmarker, square: geometry.Square,
+            roll: float | None) -> geometry.Square:
+    """`square` turned by `roll` for an aligned model (as it is trained and run on),
+    upright for another or where the roll is unknown (an eye not annotated)."""
+    return square.rolled(roll) if landmarker.aligned and roll is not None else square
+
+
 def merl_crop_nme(model: str, detector: BlazeFace, weights: np.ndarray | None = None,
                   per_bin: int = 100) -> dict:
     """Box-normalised NME by yaw on MERL-RAV test faces for each way of placing the crop
@@ -323,7 +330,8 @@ def merl_crop_nme(model: str, detector: BlazeFace, weights: np.ndarray | None = 
         present = ~np.isnan(points).any(axis=1)
         frame, matrix = _on_frame(read_rgb(SHARED / "aflw21" / "images" / row["image"]), 2.0,
                                   rng)
-        truth = geometry.transform_points(points[present], matrix)
+        placed = geometry.transform_points(points, matrix)
+        truth = placed[present]
         box = geometry.landmark_box(truth)
         side = max(box[2] - box[0], box[3] - box[1])
         centre = (box[:2] + box[2:]) / 2.0
@@ -331,22 +339,24 @@ def merl_crop_nme(model: str, detector: BlazeFace, weights: np.ndarray | None = 
                  if (np.abs((d.box[:2] + d.box[2:]) / 2.0 - centre) < side / 2.0).all()]
         if not found:
             continue
-        squares = {"annotation": geometry.square_around(box, geometry.MODEL_SCALE),
-                   "detection_fit": landmark_square(found[0])}
+        squares = {"annotation": _framed(landmarker,
+                                         geometry.square_around(box, geometry.MODEL_SCALE),
+                                         IBUG68.roll(placed, present)),
+                   "detection_fit": landmarker.detection_square(found[0])}
         if weights is not None:
             width = found[0].box[2] - found[0].box[0]
             middle = (found[0].box[:2] + found[0].box[2:]) / 2.0
             features = np.concatenate([[1.0], ((found[0].keypoints - middle) / width).ravel()])
             dx, dy, log_ratio = features @ weights
-            squares["detection_unclipped"] = geometry.Square(
+            squares["detection_unclipped"] = _framed(landmarker, geometry.Square(
                 float(middle[0] + dx * width), float(middle[1] + dy * width),
-                float(width * np.exp(log_ratio) * geometry.MODEL_SCALE))
+                float(width * np.exp(log_ratio) * geometry.MODEL_SCALE)), eye_roll(found[0]))
         for name, square in squares.items():
             predicted = landmarker.points(frame, square)
             bins[name].append(float(np.linalg.norm(predicted[present] - truth, axis=1).mean())
                               / side * 100.0)
             if name == "detection_fit":
-                again = landmarker.points(frame, crop_square(predicted))[present]
+                again = landmarker.points(frame, landmarker.crop_square(predicted))[present]
                 bins["detection_fit_second_pass"].append(
                     float(np.linalg.norm(again - truth, axis=1).mean()) / side * 100.0)
     return {label: {name: round(float(np.mean(e)), 3) for name, e in bins.items()}
@@ -372,21 +382,22 @@ def afw_crop_nme(model: str, detector: BlazeFace, constant: np.ndarray | None = 
                  < 0.5 * np.linalg.norm(eyes[0] - eyes[1])]
         if not found:
             continue
-        squares = {"annotation": geometry.square_around(geometry.landmark_box(points),
-                                                        geometry.MODEL_SCALE),
-                   "detection_fit": landmark_square(found[0])}
+        squares = {"annotation": _framed(landmarker, geometry.square_around(
+                       geometry.landmark_box(points), geometry.MODEL_SCALE),
+                       IBUG68.roll(points, np.ones(len(points), dtype=bool))),
+                   "detection_fit": landmarker.detection_square(found[0])}
         if constant is not None:
             side = found[0].box[2] - found[0].box[0]
             centre = (found[0].box[:2] + found[0].box[2:]) / 2.0
-            squares["detection_constant"] = geometry.Square(
+            squares["detection_constant"] = _framed(landmarker, geometry.Square(
                 float(centre[0] + constant[0] * side), float(centre[1] + constant[1] * side),
-                float(side * np.exp(constant[2]) * geometry.MODEL_SCALE))
+                float(side * np.exp(constant[2]) * geometry.MODEL_SCALE)), eye_roll(found[0]))
         for name, square in squares.items():
             predicted = landmarker.points(image, square)
             errors[name].append(float(np.linalg.norm(predicted - points, axis=1).mean())
                                 / ocular * 100.0)
             if name == "detection_fit":
-                again = landmarker.points(image, crop_square(predicted))
+                again = landmarker.points(image, landmarker.crop_square(predicted))
                 errors["detection_fit_second_pass"].append(
                     float(np.linalg.norm(again - points, axis=1).mean()) / ocular * 100.0)
     return {name: round(float(np.mean(e)), 3) for name, e in errors.items()} | {

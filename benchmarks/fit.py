@@ -26,12 +26,12 @@ TRAIN = ["caches/helen", "caches/lfpw"]
 VAL = ["caches/afw", "caches/youtube_test", "caches/merl68_test"]
 
 
-def measure(model: str, caches: list[str], align: bool) -> dict[str, float]:
+def measure(model: str, caches: list[str]) -> dict[str, float]:
     """Inter-ocular NME (%) of `model` on each cache's evaluated faces (with level eyes
-    for a model trained on aligned crops)."""
+    for a model trained on aligned crops, as its card or run config says)."""
     from face_keypoints.evaluate import evaluate
 
-    return {cache: evaluate(model, cache, align=align)["nme"] for cache in caches}
+    return {cache: evaluate(model, cache)["nme"] for cache in caches}
 
 
 def table(rows: dict[str, dict[str, float]], train: list[str], val: list[str]) -> str:
@@ -55,25 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", nargs="+", default=VAL, metavar="CACHE",
                         help="held-out caches; the first is the one `gap` compares "
                              "(default: %(default)s)")
-    parser.add_argument("--align", action="append", default=[], metavar="LABEL",
-                        help="a model trained on aligned crops (config align: true), "
-                             "scored with the ground truth's eyes levelled (repeatable)")
     parser.add_argument("--out", type=Path, help="write the table (.md) and numbers (.json)")
     args = parser.parse_args(argv)
     from framing import labelled
 
     models = labelled(parser, args.model)
-    for label in args.align:
-        if label not in models:
-            parser.error(f"--align {label}: no --model has that label")
 
     from face_keypoints.errors import FaceKeypointsError
     from face_keypoints.fileio import write_json_atomic, write_text_atomic
+    from face_keypoints.resolve import resolve_model
 
     rows = {}
     try:
         for label, model in models.items():
-            rows[label] = measure(model, args.train + args.val, label in args.align)
+            rows[label] = measure(model, args.train + args.val)
             print(f"{label}: " + ", ".join(f"{Path(c).name} {v:.2f}"
                                            for c, v in rows[label].items()), file=sys.stderr)
     except FaceKeypointsError as err:
@@ -88,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         write_text_atomic(args.out.with_suffix(".md"), text)
         write_json_atomic(args.out.with_suffix(".json"),
                           {"models": models, "nme": rows, "train": args.train,
-                           "val": args.val, "aligned": args.align})
+                           "val": args.val,
+                           "aligned": [label for label, model in models.items()
+                                       if resolve_model(model).aligned]})
     return 0
 
 

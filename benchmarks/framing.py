@@ -13,6 +13,9 @@ prints:
   second pass;
 - on MERL-RAV's test faces (AFLW crops scaled 2x into 640x480 frames, --per-bin a yaw
   bin), the box NME by yaw from both crops (detectors.py's measurements).
+A model trained on levelled crops (its card's or run config's `align`) is measured as it
+runs: evaluate's and the annotation crops turned by the ground truth's roll, BlazeFace's
+first crop by its eye keypoints' roll and the second pass by the first pass's.
 Writes the markdown table to --out (atomically) when given.
 """
 

@@ -122,9 +122,9 @@ def _row(name: str, result: dict) -> dict:
     return row
 
 
-def _score(evaluate, name: str, predictor, cache: str, log) -> dict:
+def _score(evaluate, name: str, predictor, cache: str, log, align: bool = False) -> dict:
     start = time.monotonic()
-    row = _row(name, evaluate(predictor, cache, batch_size=64))
+    row = _row(name, evaluate(predictor, cache, batch_size=64, align=align))
     log(f"  {name:<34} io {_pct(row['nme'])}  box {_pct(row['nme_box'])}  "
         f"({time.monotonic() - start:.0f} s)")
     return row
@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     from face_keypoints.evaluate import evaluate
     from face_keypoints.fileio import write_json_atomic, write_text_atomic
     from face_keypoints.peers import DlibPredictor, PeerMissing, fit_dlib_box
+    from face_keypoints.resolve import resolve_model
     from face_keypoints.runtime.predictor import load_predictor
 
     def log(line: str) -> None:
@@ -260,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     files = {f"{folder.name} {p}": path for folder in folders
              for p, path in _model_files(folder).items()}
     ours = {p: load_predictor(path, threads=1) for p, path in files.items()}
+    # Framed as each model was trained (levelled crops for an aligned model's card).
+    aligned = {p: resolve_model(path).aligned for p, path in files.items()}
     first = next(iter(ours))
     input_size = ours[first].input_size
     baseline_caches = [open_cache(Path(c)) for c in args.baseline_data]
@@ -289,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         indices = cache.indices("val")
         name = cache.path.name
         log(f"{name}: {len(indices)} faces")
-        rows = [_score(evaluate, f"ours {p}", predictor, cache_path, log)
+        rows = [_score(evaluate, f"ours {p}", predictor, cache_path, log, aligned[p])
                 for p, predictor in ours.items()]
         rows.append(_score(evaluate, mean_name, mean_shape, cache_path, log))
         block = {"faces": len(indices),
@@ -304,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             fired = hog.hog_fired
             block["hog"] = {"faces": int(sum(fired)), "rows": [
                 _score(evaluate, f"ours {first}", OnlyFaces(ours[first], fired, "ours"),
-                       cache_path, log),
+                       cache_path, log, aligned[first]),
                 _score(evaluate, DLIB_ROW, OnlyFaces(DlibPredictor(dlib_box), fired, "dlib"),
                        cache_path, log),
                 hog_row]}

@@ -96,20 +96,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="a cache that marks visibility (default %(default)s)")
     parser.add_argument("--negatives", type=int, default=3, help="negatives per face")
     parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--align", action="store_true", help="the model's crops are aligned")
     parser.add_argument("--out", type=Path, help="write the figures (.md and .json)")
     args = parser.parse_args(argv)
 
     from face_keypoints.data.cache import open_cache
     from face_keypoints.errors import FaceKeypointsError
     from face_keypoints.fileio import write_json_atomic, write_text_atomic
+    from face_keypoints.resolve import resolve_model
     from face_keypoints.runtime.predictor import load_predictor
 
     try:
-        model = load_predictor(args.model).model
+        resolved = resolve_model(args.model)
+        model = load_predictor(resolved).model
+        align = resolved.aligned  # faces framed as the model trained (its card or config)
         positive, negative = presence_scores(model, open_cache(Path(args.faces)),
-                                             args.negatives, args.align)
-        ap, share = visibility_ap(model, open_cache(Path(args.visibility)), args.align)
+                                             args.negatives, align)
+        ap, share = visibility_ap(model, open_cache(Path(args.visibility)), align)
     except (FaceKeypointsError, KeyError) as err:
         print(f"presence.py: {args.model}: {err}", file=sys.stderr)
         return 2

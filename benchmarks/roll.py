@@ -25,12 +25,11 @@ def roll_errors(photos: Path) -> np.ndarray:
     from face_keypoints.data.face import ABSENT, AnnotatedFace
     from face_keypoints.data.images import read_rgb
     from face_keypoints.data.readers.pts300w import read
-    from face_keypoints.runtime.detector import KEYPOINTS, BlazeFace
+    from face_keypoints.runtime.detector import BlazeFace, eye_roll
     from face_keypoints.schemes import get_scheme
 
     scheme = get_scheme("ibug68")
     detector = BlazeFace(threads=1)
-    right, left = KEYPOINTS.index("right_eye"), KEYPOINTS.index("left_eye")
     errors = []
     for face in read(photos, None, None):
         if not isinstance(face, AnnotatedFace):
@@ -42,9 +41,7 @@ def roll_errors(photos: Path) -> np.ndarray:
         centre = face.points.mean(axis=0)
         nearest = min(detections, key=lambda d: float(np.linalg.norm(
             (d.box[:2] + d.box[2:]) / 2 - centre)))
-        line = nearest.keypoints[left] - nearest.keypoints[right]
-        estimate = float(np.degrees(np.arctan2(line[1], line[0])))
-        errors.append(abs((estimate - truth + 180.0) % 360.0 - 180.0))
+        errors.append(abs((eye_roll(nearest) - truth + 180.0) % 360.0 - 180.0))
     return np.asarray(errors)
 
 

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,7 @@ def test_writes_one_file_per_precision_a_keras_copy_and_model_json(
     assert card["source_run"] == str(run_dir.resolve())
     assert card["calibrated_on"] == "caches/helen"
     assert card["input"]["size"] == SIZE
+    assert "align" not in card["input"]["crop"]  # a run without config.yaml: upright
     assert not list(folder.glob(".export-*")), "staging folder left behind"
     assert {p.name for p in folder.iterdir()} == {
         *(e["file"] for e in card["files"].values()), "model.json"}
@@ -124,6 +126,28 @@ def test_the_keras_copy_loads_and_exports_again_naming_the_first_run(
     assert card["source_run"] == str(run_dir.resolve())  # not the first export's folder
     assert card["calibrated_on"] == "caches/helen"
     assert list(card["files"]) == ["fp32", "keras"]
+
+
+def test_a_run_trained_on_aligned_crops_exports_a_card_that_says_so(work: Path,
+                                                                     run_dir: Path):
+    """input.crop.align comes from the run's config.yaml, and an export of the export's
+    .keras copy keeps it (from the card), so the runtimes turn its crops."""
+    from face_keypoints.card import ModelCard
+    from face_keypoints.config import TrainConfig
+
+    run = work / "aligned_run"
+    run.mkdir()
+    shutil.copyfile(run_dir / "best.keras", run / "best.keras")
+    TrainConfig(align=True).save(run / "config.yaml")
+    code, _, err = _cli("export", "--model", run, "--output", work / "aligned", "--precision",
+                        "fp32")
+    assert code == 0, err
+    card = json.loads((work / "aligned" / "model.json").read_text())
+    assert card["input"]["crop"]["align"] is True and ModelCard.read(work / "aligned").aligned
+    code, _, err = _cli("export", "--model", work / "aligned" / f"{NAME}.keras", "--output",
+                        work / "aligned_again", "--precision", "fp32")
+    assert code == 0, err
+    assert ModelCard.read(work / "aligned_again").aligned
 
 
 def test_prints_gpu_verdicts_and_parity(exported: tuple[Path, str]):

@@ -53,7 +53,8 @@ def _failed(err: str) -> list[str]:
 
 
 def _check_face(face: dict) -> None:
-    assert set(face) == {"box", "score", "scheme", "points", "presence", "visible"}
+    assert set(face) == {"box", "score", "scheme", "points", "presence", "visible",
+                         "roll"}
     assert face["presence"] is None and face["visible"] is None  # no such outputs shipped
     assert face["scheme"] == "ibug68"
     assert len(face["box"]) == 4 and 0.0 < face["score"] <= 1.0

@@ -131,7 +131,8 @@ def test_predict_json_carries_presence_and_visibility_rounded(exported: Path,
     assert written["faces"][0]["visible"] == face["visible"]
     (old,) = predict([PHOTO]).results[0]["faces"]
     assert old["presence"] is None and old["visible"] is None
-    assert set(old) == set(face) == {"box", "score", "scheme", "points", "presence", "visible"}
+    assert set(old) == set(face) == {"box", "score", "scheme", "points", "presence", "visible",
+                                     "roll"}
 
 
 def test_face_landmarker_faces_carry_presence_and_visibility(exported: Path) -> None:

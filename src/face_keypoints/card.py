@@ -100,6 +100,14 @@ class ModelCard:
     def input_size(self) -> int:
         return int(self.data["input"]["size"])
 
+    @property
+    def aligned(self) -> bool:
+        """Whether the model was trained on crops turned to level the eyes (`input.crop.
+        align`, written by export for a run with `align: true`): it must be run on crops
+        turned by the face's roll. Cards written before it are upright."""
+        crop = self.data["input"].get("crop")
+        return isinstance(crop, dict) and crop.get("align") is True
+
     @cached_property
     def outputs(self) -> dict[str, int]:
         """{scheme: number of points} of the points outputs, in the order of the model's

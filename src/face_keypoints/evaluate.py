@@ -35,15 +35,16 @@ YAW_BINS = {"yaw_0_30": (0.0, 30.0), "yaw_30_60": (30.0, 60.0), "yaw_60_90": (60
 
 def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
              output: str | Path | None = None, threads: int | None = None,
-             batch_size: int = 64, align: bool = False,
+             batch_size: int = 64, align: bool | None = None,
              on_scores: Callable[[dict], None] | None = None) -> dict:
     """Score `model` (a path, `default`, `default:PRECISION` or a Predictor) on the cache
     `data`; with `output`, also write ced.png, predictions.png and ground_truth.png there.
-    `align` frames faces with level eyes, as a model trained with `align` saw them.
+    `align` frames faces with level eyes (the ground truth's roll), as a model trained
+    with `align` saw them; None takes it from the model (its card, or its run's config:
+    ResolvedModel.aligned), and a Predictor passed as such is framed upright unless told.
     Returns a JSON-ready dict (NaN -> None)."""
     cache = open_cache(Path(data))
-    predictor = (load_predictor(resolve_model(model), threads)
-                 if isinstance(model, str | Path | ResolvedModel) else model)
+    predictor, align = _opened(model, threads, align)
     scheme = _target_scheme(cache.scheme, predictor.schemes, cache.path)
     if output is not None:  # before the scoring, which the pictures would otherwise lose
         check_writable_folder(Path(output), "--output")
@@ -79,6 +80,7 @@ def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
     result = {
         "model": str(predictor.path),
         "model_kind": predictor.kind,
+        "aligned": align,  # faces framed with the ground truth's eyes level
         "data": str(cache.path),
         "split": ("all" if len(indices) == len(cache)
                   else ",".join(sorted({cache.faces[i]["split"] for i in indices}))),
@@ -111,6 +113,17 @@ def evaluate(model: str | Path | ResolvedModel | Predictor, data: str | Path,
             raise BadInput(f"{output}: cannot write the pictures: {err.strerror or err} "
                            "(the scores were computed)") from None
     return result
+
+
+def _opened(model: str | Path | ResolvedModel | Predictor, threads: int | None,
+            align: bool | None) -> tuple[Predictor, bool]:
+    """The predictor of `model` and whether its faces are levelled: `align`, else what
+    the model says (ResolvedModel.aligned; a Predictor passed as such: upright)."""
+    if not isinstance(model, str | Path | ResolvedModel):
+        return model, bool(align)
+    resolved = resolve_model(model)
+    return (load_predictor(resolved, threads),
+            resolved.aligned if align is None else align)
 
 
 def _target_scheme(data_scheme: Scheme, model_schemes: list[str], where: Path) -> Scheme:

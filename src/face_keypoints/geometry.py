@@ -22,14 +22,23 @@ MODEL_SCALE = 1.25
 
 @dataclass(frozen=True)
 class Square:
-    """A square region of an image: centre and side in image pixels."""
+    """A square region of an image: centre and side in image pixels, and the roll it
+    levels (`angle`, degrees, image axes y down): its crop is turned by `angle` about the
+    centre so that a line at `angle` through the face comes out horizontal (an aligned
+    model's framing; 0 for an upright crop)."""
 
     cx: float
     cy: float
     side: float
+    angle: float = 0.0
 
     def as_list(self) -> list[float]:
+        """Centre and side (the angle is not part of it: prepare's crops are upright)."""
         return [round(self.cx, 3), round(self.cy, 3), round(self.side, 3)]
+
+    def rolled(self, angle: float) -> Square:
+        """The same square turned to level `angle`."""
+        return Square(self.cx, self.cy, self.side, float(angle))
 
 
 def landmark_box(points: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
@@ -45,12 +54,25 @@ def square_around(box: np.ndarray, scale: float) -> Square:
 
 
 def crop_matrix(square: Square, size: int) -> np.ndarray:
-    """2x3 affine that maps image pixels into a size x size crop of `square`."""
-    s = size / square.side
-    return np.array(
-        [[s, 0.0, size / 2.0 - s * square.cx], [0.0, s, size / 2.0 - s * square.cy]],
-        dtype=np.float64,
-    )
+    """2x3 affine that maps image pixels into a size x size crop of `square` (turned by
+    its angle, as `model_matrix` turns a training crop)."""
+    return _frame(square.cx, square.cy, size / square.side, square.angle, size)
+
+
+def _frame(cx: float, cy: float, scale: float, angle: float, size: int,
+           mirror: bool = False) -> np.ndarray:
+    """2x3 affine taking (cx, cy) to the centre of a size x size crop, scaled by `scale`
+    and rotated by -`angle` degrees about it, so that a line at `angle` through the
+    centre comes out horizontal; `mirror` flips the crop's x. Training (`model_matrix`)
+    and run time (`crop_matrix`) share it, so an aligned crop is turned the same way in
+    both; at angle 0 it is the plain scale-and-shift, bit for bit."""
+    theta = np.deg2rad(angle)
+    cos, sin = np.cos(theta) * scale, np.sin(theta) * scale
+    linear = np.array([[cos, sin], [-sin, cos]])
+    if mirror:
+        linear[0] *= -1.0
+    offset = np.array([size / 2.0, size / 2.0]) - linear @ np.array([cx, cy])
+    return np.hstack([linear, offset[:, None]])
 
 
 def invert(matrix: np.ndarray) -> np.ndarray:
@@ -125,13 +147,5 @@ def model_matrix(
     must then be permuted with the scheme's flip order.
     """
     frame = model_square(cache_size)
-    cx = frame.cx + shift[0] * frame.side
-    cy = frame.cy + shift[1] * frame.side
-    s = zoom * input_size / frame.side
-    theta = np.deg2rad(angle)
-    cos, sin = np.cos(theta) * s, np.sin(theta) * s
-    linear = np.array([[cos, sin], [-sin, cos]])
-    if mirror:
-        linear[0] *= -1.0
-    offset = np.array([input_size / 2.0, input_size / 2.0]) - linear @ np.array([cx, cy])
-    return np.hstack([linear, offset[:, None]])
+    return _frame(frame.cx + shift[0] * frame.side, frame.cy + shift[1] * frame.side,
+                  zoom * input_size / frame.side, angle, input_size, mirror)

@@ -91,8 +91,9 @@ def predict(inputs: Sequence[str | Path] = (), model: str | Path | None = None,
     `default:PRECISION` one file of it (`precision` says the same: `precision="int8"`).
     `scheme` picks the head of a model with several (default ibug68; each record's
     "scheme" says which). Faces carry "presence" and per-point "visible" where the model
-    has those outputs (null otherwise); in videos, a tracked face is kept while its
-    presence stays at least `min_tracking_confidence`.
+    has those outputs (null otherwise), and "roll", the angle of the crop that read the
+    points (an aligned model's crops turn by the face's roll); in videos, a tracked face
+    is kept while its presence stays at least `min_tracking_confidence`.
     Videos are H.264 where imageio-ffmpeg is installed (the record's "codec"), read back
     before they replace anything. Temporary files a killed run left in `output` are
     removed first.

@@ -38,6 +38,7 @@ SHIPPED_FOLDER = "shipped"  # the package's folder of shipped model files
 DEFAULT_PRECISIONS = ("fp16", "fp32")  # fp16 first: half the size, the same points
 KERAS = ("keras",)  # what a model folder means where a .keras is needed (export)
 RUN_MODEL = "best.keras"  # what train leaves in a run folder
+RUN_CONFIG = "config.yaml"  # the recipe beside it (training/run_folder.CONFIG)
 _LISTED = 8  # names of a folder's content shown in a "no model" message
 Chooser = Callable[[ModelCard], "str | None"]  # a folder's card -> the precision to run
 
@@ -58,6 +59,20 @@ class ResolvedModel:
             if found is not None:
                 return found
         return "keras" if self.path.suffix == ".keras" else None
+
+    @property
+    def aligned(self) -> bool:
+        """Whether the model runs on crops turned to level the eyes: what its card says,
+        else, for a run's .keras, its run's config.yaml (`align`); a file with neither
+        was trained upright."""
+        if self.card is not None:
+            return self.card.aligned
+        config = self.path.parent / RUN_CONFIG
+        if self.path.suffix != ".keras" or not config.is_file():
+            return False
+        from face_keypoints.config import TrainConfig
+
+        return TrainConfig.load(config).align
 
 
 def shipped_folder(name: str = DEFAULT) -> Path:

@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from face_keypoints import geometry
 from face_keypoints.card import MODEL_JSON, PRECISIONS, ModelCard
 from face_keypoints.data.cache import Cache, open_cache
 from face_keypoints.errors import BadInput
@@ -130,11 +129,13 @@ def _publish(model: ResolvedModel, keras_model, output: Path, precisions: list[s
     _recover(output)
     _check_output(output, [*names.values(), keras_copy, MODEL_JSON], overwrite)
     provenance = _provenance(model)
+    aligned = model.aligned  # before any writing: a broken config.yaml fails here
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=output))
     try:
-        files = _convert_all(keras_model, staging, output, names, calibration, int8_io)
+        files = _convert_all(keras_model, staging, output, names, calibration, int8_io,
+                             aligned)
         write_atomic(staging / keras_copy, lambda tmp: shutil.copyfile(model.path, tmp))
         result = ExportResult(output, output / MODEL_JSON, files, keras=output / keras_copy)
         blocked = [f.gpu.describe() for f in files if not f.gpu.ok]
@@ -143,7 +144,8 @@ def _publish(model: ResolvedModel, keras_model, output: Path, precisions: list[s
                               "writes them anyway)")
         result.warnings += [f"{line} (written anyway: --allow-cpu-fallback)"
                             for line in blocked]
-        write_model_json(staging, keras_model, {**names, "keras": keras_copy}, **provenance)
+        write_model_json(staging, keras_model, {**names, "keras": keras_copy}, **provenance,
+                         aligned=aligned)
         stale = set(_earlier_files(output).values()) - {*names.values(), keras_copy}
         write_atomic(staging / STALE, lambda tmp: tmp.write_text(json.dumps(sorted(stale))))
         os.rename(staging, output / COMMIT)
@@ -160,7 +162,8 @@ def _publish(model: ResolvedModel, keras_model, output: Path, precisions: list[s
 
 
 def _convert_all(keras_model, staging: Path, output: Path, names: dict[str, str],
-                 calibration: Cache | None, int8_io: bool) -> list[ExportedFile]:
+                 calibration: Cache | None, int8_io: bool,
+                 aligned: bool) -> list[ExportedFile]:
     """Convert every precision into `staging` and check each file against the GPU
     delegate's rules; the files are described where they will be published."""
     from face_keypoints.export.tflite import convert
@@ -172,7 +175,7 @@ def _convert_all(keras_model, staging: Path, output: Path, names: dict[str, str]
                                 file=sys.stderr, leave=False):
         staged = staging / name
         convert(keras_model, staged, precision,
-                representative=(lambda: _calibration_images(calibration, size))
+                representative=(lambda: _calibration_images(calibration, size, aligned))
                 if precision == "int8" else None,
                 int8_io=int8_io and precision == "int8")
         files.append(ExportedFile(precision, output / staged.name, staged.stat().st_size,
@@ -255,13 +258,17 @@ def _check_output(output: Path, names: list[str], overwrite: bool) -> None:
                        "replace")
 
 
-def _calibration_images(cache: Cache, size: int) -> Iterator[np.ndarray]:
-    """Up to CALIBRATION_FACES crops framed as evaluate and predict frame them."""
-    matrix = geometry.model_matrix(cache.size, size)
+def _calibration_images(cache: Cache, size: int, aligned: bool) -> Iterator[np.ndarray]:
+    """Up to CALIBRATION_FACES crops framed as evaluate and predict frame them (turned to
+    level the eyes for an `aligned` model)."""
+    from face_keypoints.data.augment import model_input
+
     picked = np.unique(np.linspace(0, len(cache) - 1, min(CALIBRATION_FACES, len(cache)))
                        .round().astype(int))
     for i in picked:
-        yield geometry.warp(cache.images[i], matrix, size)[None].astype(np.float32)
+        crop, _ = model_input(cache.images[i], cache.points[i], cache.visibility[i], size,
+                              cache.scheme if aligned else None)
+        yield crop[None].astype(np.float32)
 
 
 def _nme(model: Path, cache: Cache) -> float | None:

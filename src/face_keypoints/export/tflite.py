@@ -96,12 +96,17 @@ def convert(model: keras.Model, path: Path, precision: str = "fp32",
 
 
 def write_model_json(directory: Path, model: keras.Model, files: dict[str, str],
-                     source_run: str | Path | None, calibrated_on: str | None = None) -> Path:
+                     source_run: str | Path | None, calibrated_on: str | None = None,
+                     aligned: bool = False) -> Path:
     """Describe the exported `files` ({precision: file name in `directory`}; the key
     "keras" for the copy of the source .keras) for runtimes; `calibrated_on` is the cache
-    whose annotation convention the outputs were moved onto (calibration.py)."""
+    whose annotation convention the outputs were moved onto (calibration.py); `aligned`
+    a model trained on crops turned to level the eyes (`input.crop.align`)."""
     directory = Path(directory)
     size = int(model.input_shape[1])
+    crop = {"rule": "square around the face box", "scale": geometry.MODEL_SCALE}
+    if aligned:
+        crop["align"] = True
     card = {
         "format_version": FORMAT_VERSION,
         "name": model.name,
@@ -112,7 +117,7 @@ def write_model_json(directory: Path, model: keras.Model, files: dict[str, str],
             "dtype": "float32",
             "range": [0, 255],
             "color": "RGB",
-            "crop": {"rule": "square around the face box", "scale": geometry.MODEL_SCALE},
+            "crop": crop,
         },
         "outputs": ModelCard.describe_outputs(list(model.output_names)),
         "files": {precision: _describe(directory / file) for precision, file in files.items()},

@@ -32,7 +32,8 @@ class Face:
     face, its confidence in this frame: the model's presence where it has one, else the
     detector's score on the face's crop). Where the model has those outputs, `presence`
     is the probability that the crop frames a face and `visible` (K,) each point's
-    probability of being seen (None otherwise)."""
+    probability of being seen (None otherwise). `roll` is the angle in degrees of the
+    crop that read the points (an aligned model's turns by the face's roll; 0 otherwise)."""
 
     box: np.ndarray
     score: float
@@ -40,17 +41,20 @@ class Face:
     points: np.ndarray
     presence: float | None = None
     visible: np.ndarray | None = None
+    roll: float = 0.0
 
     def to_dict(self) -> dict:
         """The face as `predict` writes it to JSON (pixels to 0.01, score to 0.0001,
-        presence and visibility to 0.001; null where the model lacks the output)."""
+        presence and visibility to 0.001, roll to 0.01 degree; null where the model lacks
+        the output)."""
         return {"box": [round(float(v), 2) for v in self.box],
                 "score": round(float(self.score), 4),
                 "scheme": self.scheme,
                 "points": [[round(float(x), 2), round(float(y), 2)] for x, y in self.points],
                 "presence": None if self.presence is None else round(float(self.presence), 3),
                 "visible": (None if self.visible is None
-                            else [round(float(v), 3) for v in self.visible])}
+                            else [round(float(v), 3) for v in self.visible]),
+                "roll": round(float(self.roll), 2)}
 
     @property
     def hidden(self) -> np.ndarray | None:
@@ -146,4 +150,4 @@ class FaceLandmarker:
 
     def _face(self, points: np.ndarray, score: float, seen: Reading | Track) -> Face:
         return Face(geometry.landmark_box(points), float(score), self.scheme, points,
-                    seen.presence, seen.visible)
+                    seen.presence, seen.visible, seen.roll)

@@ -253,6 +253,15 @@ def landmark_square(detection: Detection) -> geometry.Square:
                            landmark_side * geometry.MODEL_SCALE)
 
 
+def eye_roll(detection: Detection) -> float:
+    """The face's roll by the detection's eye keypoints, in degrees as Scheme.roll gives
+    it (image axes, y down; the line from the subject's right eye to the left one): what
+    an aligned model's first crop levels, before any landmark is known."""
+    right, left = (detection.keypoints[KEYPOINTS.index(k)] for k in ("right_eye", "left_eye"))
+    dx, dy = left - right
+    return float(np.degrees(np.arctan2(dy, dx)))
+
+
 # Landmark box from a detection: centre offset (x, y) in detector box widths and the log
 # of landmark-box longer side / detector box width, each linear in [1, keypoints relative
 # to the detector box centre in box widths]. Fitted (ridge 1e-3) on the 870 HELEN faces

@@ -3,7 +3,10 @@
 The crop is geometry's training crop (a square MODEL_SCALE x the landmark box, resampled
 to the model's input, black outside the image), so the model sees a face framed as in
 training; its normalised output (pixel / input size) is mapped back through the inverse of
-the same affine.
+the same affine. A model trained with `align` (its card's `input.crop.align`) saw that
+square turned about its centre to level the eyes, so it is run on crops turned by the
+face's roll: from the detector's eye keypoints before any landmark is known, then from
+the landmarks themselves.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from face_keypoints.card import POINTS_PREFIX, PRESENCE, VISIBLE_PREFIX
 from face_keypoints.errors import BadInput
 from face_keypoints.resolve import ResolvedModel, resolve_model
 from face_keypoints.runtime.cpu_precision import fastest
-from face_keypoints.runtime.detector import Detection, landmark_square
+from face_keypoints.runtime.detector import Detection, eye_roll, landmark_square
 from face_keypoints.runtime.predictor import load_predictor
 from face_keypoints.schemes import IBUG68, Scheme, get_scheme
 
@@ -30,17 +33,24 @@ DEFAULT_SCHEME = IBUG68.name  # the points a model reports unless asked for anot
 class Reading:
     """What the model says of one crop: (K, 2) points in image pixels and, where the model
     has those outputs, the probability that the crop frames a face as training does
-    (`presence`) and each point's probability of being seen (`visible`, (K,))."""
+    (`presence`) and each point's probability of being seen (`visible`, (K,)); `roll` is
+    the angle of the crop that read them (degrees; 0 for an upright crop)."""
 
     points: np.ndarray
     presence: float | None = None
     visible: np.ndarray | None = None
+    roll: float = 0.0
 
 
-def crop_square(points: np.ndarray) -> geometry.Square:
+def crop_square(points: np.ndarray, align: Scheme | None = None) -> geometry.Square:
     """The training crop around landmarks: where a second pass, or the next frame of a
-    tracked face, looks."""
-    return geometry.square_around(geometry.landmark_box(points), geometry.MODEL_SCALE)
+    tracked face, looks; with `align` (the points' scheme), turned by their roll as an
+    aligned model's training crops were (the box stays the upright landmark box)."""
+    square = geometry.square_around(geometry.landmark_box(points), geometry.MODEL_SCALE)
+    if align is None:
+        return square
+    roll = align.roll(points, np.ones(len(points), dtype=bool))
+    return square if roll is None else square.rolled(roll)
 
 
 class Landmarker:
@@ -69,10 +79,22 @@ class Landmarker:
             raise BadInput(f"{self.path}: has no {scheme} head; its heads: {', '.join(heads)}")
         self.scheme: Scheme = get_scheme(scheme)
         self.input_size = self._predictor.input_size
+        self.aligned = self.model.aligned
         self.has_presence = PRESENCE in self._predictor.extras
         visible = VISIBLE_PREFIX + scheme
         self._visible = visible if visible in self._predictor.extras else None
         self.has_visible = self._visible is not None
+
+    def crop_square(self, points: np.ndarray) -> geometry.Square:
+        """The crop this model reads a face in whose landmarks are `points` (turned by
+        their roll for an aligned model)."""
+        return crop_square(points, self.scheme if self.aligned else None)
+
+    def detection_square(self, detection: Detection) -> geometry.Square:
+        """The crop this model reads a detected face in first (turned by the detector's
+        eye roll for an aligned model)."""
+        square = landmark_square(detection)
+        return square.rolled(eye_roll(detection)) if self.aligned else square
 
     def read(self, image: np.ndarray, square: geometry.Square) -> Reading:
         """The model's reading of the face framed by `square` in an RGB image."""
@@ -83,7 +105,8 @@ class Landmarker:
         return Reading(
             geometry.transform_points(points * self.input_size, geometry.invert(matrix)),
             float(out[PRESENCE][0]) if self.has_presence else None,
-            out[self._visible][0].astype(np.float64) if self._visible else None)
+            out[self._visible][0].astype(np.float64) if self._visible else None,
+            square.angle)
 
     def points(self, image: np.ndarray, square: geometry.Square) -> np.ndarray:
         """(K, 2) points in image pixels of the face framed by `square` in an RGB image."""
@@ -98,10 +121,11 @@ class Landmarker:
         Measured by `benchmarks/detectors.py --fit --model default:fp16`: box NME on
         100 MERL-RAV test faces at yaw 60-90 falls from 4.32 to 3.76 % (30-60: 3.36 to
         3.16 %; AFW, mostly frontal, inter-ocular: 4.85 and 4.89 %), for one more landmark
-        inference per face.
+        inference per face. An aligned model's first crop levels the detector's eye
+        keypoints, its second the first pass's eyes.
         """
-        first = self.points(image, landmark_square(detection))
-        return self.read(image, crop_square(first))
+        first = self.points(image, self.detection_square(detection))
+        return self.read(image, self.crop_square(first))
 
     def detected_points(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         """(K, 2) points of a detected face (`detected`'s)."""

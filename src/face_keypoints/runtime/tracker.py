@@ -1,8 +1,9 @@
 """Tracking as MediaPipe's face mesh does it: the last frame's landmarks place the next crop.
 
 The crop of a tracked face is the training crop around the box of its previous (raw,
-unsmoothed) landmarks, which frames the face better than a detector box does and costs no
-search of the whole frame. Each frame decides whether the face is still there, and the
+unsmoothed) landmarks (for an aligned model, turned by their roll: Landmarker.crop_square),
+which frames the face better than a detector box does and costs no search of the whole
+frame. Each frame decides whether the face is still there, and the
 track ends when the answer is no:
 
 * the landmarks must look like a face framed as in training (`lost`): a regression model
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from face_keypoints import geometry
-from face_keypoints.runtime.detector import BlazeFace, iou, landmark_square
+from face_keypoints.runtime.detector import BlazeFace, iou
 from face_keypoints.runtime.landmarker import Landmarker, Reading, crop_square
 from face_keypoints.runtime.smoothing import OneEuroFilter, OneEuroParams
 
@@ -50,7 +51,9 @@ SAME_FACE_IOU = 0.5  # two tracks above this crop overlap have converged on one 
 
 
 def lost(points: np.ndarray, square: geometry.Square, width: int, height: int) -> bool:
-    """True when landmarks predicted in `square` do not look like a face framed there."""
+    """True when landmarks predicted in `square` do not look like a face framed there.
+    A turned square (an aligned model's) has the centre and side of the upright one
+    around the same landmarks, so the same upright box is measured against it."""
     box = geometry.landmark_box(points)
     side = max(box[2] - box[0], box[3] - box[1]) / square.side
     offset = np.hypot((box[0] + box[2]) / 2 - square.cx, (box[1] + box[3]) / 2 - square.cy)
@@ -61,6 +64,9 @@ def lost(points: np.ndarray, square: geometry.Square, width: int, height: int) -
 
 
 def _corners(square: geometry.Square) -> np.ndarray:
+    """The upright box of a square's centre and side, whatever its angle: the overlaps
+    that match tracks and detections compare where a face is and how large, and a roll
+    estimate's jitter should not change them."""
     half = square.side / 2.0
     return np.array([square.cx - half, square.cy - half, square.cx + half, square.cy + half])
 
@@ -73,8 +79,9 @@ class Track:
     ones reported; `score` the face's confidence in the latest frame: the detector's on
     the frame that found it, then the model's presence where it has that output, else
     the detector's score on the crop;
-    `presence` and `visible` the model's readings (None without those outputs); `seen`
-    the side of its crop when a whole-frame search last found it.
+    `presence` and `visible` the model's readings (None without those outputs), `roll`
+    the angle of the crop that read `points`; `seen` the side of its crop when a
+    whole-frame search last found it.
     """
 
     points: np.ndarray
@@ -84,10 +91,11 @@ class Track:
     presence: float | None = None
     visible: np.ndarray | None = None
     seen: float = 0.0
+    roll: float = 0.0
 
     def update(self, reading: Reading, score: float) -> None:
         self.points, self.score = reading.points, score
-        self.presence, self.visible = reading.presence, reading.visible
+        self.presence, self.visible, self.roll = reading.presence, reading.visible, reading.roll
 
 
 class Tracker:
@@ -118,7 +126,7 @@ class Tracker:
         height, width = frame.shape[:2]
         kept: list[Track] = []
         for track in self.tracks:
-            square = crop_square(track.points)
+            square = self.landmarker.crop_square(track.points)
             reading = self.landmarker.read(frame, square)
             if (lost(reading.points, square, width, height)
                     or crop_square(reading.points).side < SHRINK_LIMIT * track.seen):
@@ -155,7 +163,7 @@ class Tracker:
         for detection in self.detector.detect(frame):
             if self.max_faces is not None and len(self.tracks) >= self.max_faces:
                 break
-            square = landmark_square(detection)
+            square = self.landmarker.detection_square(detection)
             overlaps = iou(_corners(square), np.array(followed)) if followed else np.zeros(0)
             if overlaps.size and overlaps.max() > MATCH_IOU:
                 self.tracks[int(overlaps.argmax())].seen = square.side
