@@ -87,19 +87,20 @@ export class FaceLandmarker {
   }
 
   /** A face as api.py's Face: `seen` (a reading or a track) gives its presence and
-   * visibility (null where the model lacks those outputs). */
+   * visibility (null where the model lacks those outputs) and the roll of its crop. */
   face(points, score, seen) {
     return { box: landmarkBox(points), score, scheme: this.landmarker.scheme, points,
-             presence: seen.presence, visible: seen.visible };
+             presence: seen.presence, visible: seen.visible, roll: seen.roll ?? 0 };
   }
 }
 
 /** A face as `predict` writes it to JSON (pixels to 0.01, score to 0.0001, presence and
- * visibility to 0.001; null where the model lacks the output). */
+ * visibility to 0.001, null where the model lacks the output; roll to 0.01 degree). */
 export function faceJson(face) {
   const round = (v, digits) => Number(v.toFixed(digits));
   return { box: face.box.map((v) => round(v, 2)), score: round(face.score, 4),
            scheme: face.scheme, points: face.points.map(([x, y]) => [round(x, 2), round(y, 2)]),
            presence: face.presence === null ? null : round(face.presence, 3),
-           visible: face.visible?.map((v) => round(v, 3)) ?? null };
+           visible: face.visible?.map((v) => round(v, 3)) ?? null,
+           roll: round(face.roll, 2) };
 }

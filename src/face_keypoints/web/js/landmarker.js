@@ -70,7 +70,8 @@ export class Landmarker {
   get hasPresence() { return this.presence !== null; }
 
   /** What the model says of the face framed by square `sq`, in the current scheme:
-   * {points in image pixels, presence (or null), visible (per point, or null)}. */
+   * {points in image pixels, presence (or null), visible (per point, or null), roll
+   * (the crop's angle: the face's roll for an aligned model, else 0)}. */
   async read(frame, sq) {
     const start = performance.now();
     const matrix = cropMatrix(sq, this.size);
@@ -84,7 +85,8 @@ export class Landmarker {
     const reading = {
       points: transformPoints(crop, invert(matrix)),
       presence: this.hasPresence ? outputs[this.presence][0] : null,
-      visible: visible === null ? null : Array.from(outputs[visible]) };
+      visible: visible === null ? null : Array.from(outputs[visible]),
+      roll: sq.angle ?? 0 };
     this.ms += performance.now() - start;
     return reading;
   }
