@@ -186,10 +186,13 @@ class BlazeFace:
         size = self.spec.size
         matrix = (letterbox_matrix(width, height, size) if region is None
                   else geometry.crop_matrix(region, size))
-        tensor = geometry.warp(image, matrix, size).astype(np.float32)
-        tensor *= 1.0 / 127.5
-        tensor -= 1.0
-        self._interpreter.set_tensor(self._input, tensor[None])
+        # Scaled to [-1, 1] straight into the interpreter's input: a third of the time of
+        # a float copy scaled in place and then copied in by set_tensor.
+        tensor = self._interpreter.tensor(self._input)()
+        np.multiply(geometry.warp(image, matrix, size), np.float32(1.0 / 127.5),
+                    out=tensor[0], dtype=np.float32)
+        tensor -= np.float32(1.0)
+        del tensor  # LiteRT refuses to run while a view of its buffers is held
         self._interpreter.invoke()
         logits = self._interpreter.get_tensor(self._scores)[0, :, 0]
         floor = self._min_logit if min_score is None else _logit(min_score)
