@@ -2,6 +2,7 @@
 
     taskset -c 0 .venv/bin/python benchmarks/detectors.py            # latency + recall
     taskset -c 0 .venv/bin/python benchmarks/detectors.py --photos   # the photo path
+    .venv/bin/python benchmarks/detectors.py --zoom-pass             # its 2x pass
     .venv/bin/python benchmarks/detectors.py --fit                   # the crop mapping
 
 --photos: the whole photo path (`FaceLandmarker.detect`: detector, then the landmark
@@ -37,6 +38,11 @@ tiles it replaced (`tiles_before`): 60 AFW photos scaled to a
 landmark box of 30-300 px in a 640x480 frame; found = a detection centre within 0.3 face
 sizes of the face's centre.
 
+--zoom-pass: on the --photos photos, what the photo path's second detector pass (the
+whole photo at 2x) adds beyond the first, and what skipping it on close-ups
+(runtime/detector.py CLOSE_UP) gives up: faces it adds, annotated faces only it finds,
+recall by yaw of the detector with it always and as shipped, ms of each pass.
+
 --fit fits runtime/detector.py's BOX_FIT (detection -> landmark box) on HELEN and
 reports it on AFW (held out): centre error in landmark-box sides and |log side ratio|,
 for the linear fit (clipped to BOX_RANGE, the range of the HELEN targets) and for a
@@ -68,7 +74,9 @@ import numpy as np
 from face_keypoints import geometry
 from face_keypoints.data.images import read_rgb
 from face_keypoints.runtime.detector import (
+    CLOSE_UP,
     FULL_RANGE,
+    ZOOM_MIN_SCORE,
     BlazeFace,
     Detection,
     _covered,
@@ -580,6 +588,58 @@ def photo_path(mediapipe_python: Path, limit: int | None = None) -> dict:
     return result
 
 
+def zoom_pass(limit: int | None = None) -> dict:
+    """What the photo path's 2x detector pass adds, and what the close-up rule
+    (runtime/detector.py CLOSE_UP) gives up by skipping it, on the --photos photos: per
+    set, close-ups, faces the 2x pass adds (all, and in close-ups), annotated faces only
+    it finds, recall by yaw of the detector with the 2x pass always and as shipped, and
+    the median ms of each pass (interleaved, one thread)."""
+    detector = BlazeFace(threads=1)
+    zoomed = BlazeFace(threads=1, input_size=2 * detector.spec.size)
+    result: dict = {"close_up": CLOSE_UP, "zoom_min_score": ZOOM_MIN_SCORE,
+                    "load_average": [round(v, 2) for v in os.getloadavg()]}
+    for name, photos in (("afw", afw_photos()), ("merl_test", merl_photos())):
+        counts = dict.fromkeys(("photos", "close_ups", "first_pass_found_nothing",
+                                "zoom_added_faces", "zoom_added_faces_in_close_ups",
+                                "annotated_only_by_zoom",
+                                "annotated_only_by_zoom_in_close_ups"), 0)
+        hits: dict[str, dict[str, list[bool]]] = {
+            p: {f"yaw_{lo}_{hi}": [] for lo, hi in YAW_BINS} for p in ("always", "shipped")}
+        times: dict[str, list[float]] = {"first_pass": [], "zoom_pass": []}
+        for i, (photo, box, yaw) in enumerate(photos):
+            if limit is not None and i >= limit:
+                break
+            start = time.perf_counter()
+            first = detector.detect(photo)
+            middle = time.perf_counter()
+            second = zoomed.detect(photo, min_score=ZOOM_MIN_SCORE)
+            if i > 0:
+                times["first_pass"].append((middle - start) * 1e3)
+                times["zoom_pass"].append((time.perf_counter() - middle) * 1e3)
+            added = [d for d in second if all(_covered(d.box, k.box) < 0.5 for k in first)]
+            longer = max(photo.shape[:2])
+            close_up = bool(first) and bool(min(d.box[2] - d.box[0] for d in first)
+                                            >= CLOSE_UP * longer)
+            by_first = _found(np.array([d.box for d in first]).reshape(-1, 4), box)
+            by_both = _found(np.array([d.box for d in first + added]).reshape(-1, 4), box)
+            label = next(f"yaw_{lo}_{hi}" for lo, hi in YAW_BINS if yaw < hi or hi == 90)
+            hits["always"][label].append(by_both)
+            hits["shipped"][label].append(by_first if close_up else by_both)
+            counts["photos"] += 1
+            counts["close_ups"] += close_up
+            counts["first_pass_found_nothing"] += not first
+            counts["zoom_added_faces"] += len(added)
+            counts["zoom_added_faces_in_close_ups"] += len(added) if close_up else 0
+            counts["annotated_only_by_zoom"] += by_both and not by_first
+            counts["annotated_only_by_zoom_in_close_ups"] += close_up and by_both and not by_first
+        result[name] = {**counts,
+                        "recall": {p: {b: round(float(np.mean(h)), 4) if h else None
+                                       for b, h in bins.items()} for p, bins in hits.items()},
+                        **{f"{p}_median_ms": round(float(np.median(t)), 3)
+                           for p, t in times.items()}}
+    return result
+
+
 def _found(boxes: np.ndarray, truth: np.ndarray) -> bool:
     """A box whose centre lies in the truth box, of 0.5-3x its longer side."""
     side = max(truth[2] - truth[0], truth[3] - truth[1])
@@ -596,7 +656,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", action="store_true", help="recall by face size, photos")
     parser.add_argument("--photos", action="store_true",
                         help="the photo path: ms per photo and recall by yaw, 450 px photos")
-    parser.add_argument("--limit", type=int, help="with --photos: at most N photos per set")
+    parser.add_argument("--zoom-pass", action="store_true",
+                        help="what the 2x detector pass adds on the --photos photos, and "
+                             "what skipping it on close-ups gives up")
+    parser.add_argument("--limit", type=int,
+                        help="with --photos or --zoom-pass: at most N photos per set")
     parser.add_argument("--mediapipe-python", type=Path, default=MEDIAPIPE_PYTHON,
                         help="python of a venv with mediapipe==0.10.21 (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=200, help="latency rounds")
@@ -612,6 +676,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.photos:
         print(json.dumps(photo_path(args.mediapipe_python, args.limit)))
+        return 0
+    if args.zoom_pass:
+        print(json.dumps(zoom_pass(args.limit)))
         return 0
     detectors = candidates(args.mediapipe_python)
     result = {"frame": list(FRAME), "latency": latency(detectors, args.rounds),

@@ -7,7 +7,9 @@ The clip is the sample photo examples/astronaut.jpg (cropped to the upper body) 
 a still face: sub-pixel camera shake (0.5 px) and sensor noise (2 grey levels), made by
 testing.shaken_clip and saved as PNG frames. Every frame is decoded before timing starts,
 so times are end to end per frame without decoding: FaceLandmarker.track (crop from the
-last landmarks, landmark model, BlazeFace on the crop, smoothing), one thread.
+last landmarks, landmark model, smoothing; BlazeFace on the crop only for a model without
+a face-presence output), one thread. Each of our rows says which path ran ("path": the
+model file, its precision, and "track_check": "presence" or "detector_on_crop").
 
 MediaPipe Face Mesh (mediapipe==0.10.21, `mp.solutions.face_mesh`, 468 points, tracking
 mode, one face) pins numpy<2, so it runs in its own venv (`python3 -m venv /tmp/mp-venv
@@ -100,7 +102,16 @@ def ours(frames: list[np.ndarray], model: str | None, smoothing: bool) -> dict:
         tracks.append(faces[0].points if faces else None)
     eyes = get_scheme(landmarker.scheme).outer_eyes
     return {"times": times, "jitter": jitter(tracks, eyes),
-            "frames_with_face": sum(t is not None for t in tracks)}
+            "frames_with_face": sum(t is not None for t in tracks),
+            "path": tracking_path(landmarker)}
+
+
+def tracking_path(landmarker: FaceLandmarker) -> dict:
+    """What ran on a tracked frame: the model file and whether the model's own presence
+    output kept the track or BlazeFace ran on the crop (a model without that output)."""
+    model = landmarker.landmarker
+    return {"model": str(model.path), "precision": model.precision,
+            "track_check": "presence" if model.has_presence else "detector_on_crop"}
 
 
 def mediapipe(folder: Path, python: Path) -> dict | None:
@@ -130,7 +141,8 @@ def summary(runs: list[dict]) -> dict:
             "fps_from_mean": round(1000.0 / float(ms.mean()), 1),
             "jitter_pct_iod": None if runs[-1]["jitter"] is None
             else round(runs[-1]["jitter"], 4),
-            "frames_with_face": runs[-1]["frames_with_face"], "frames": len(runs[-1]["times"])}
+            "frames_with_face": runs[-1]["frames_with_face"], "frames": len(runs[-1]["times"]),
+            **({"path": runs[-1]["path"]} if "path" in runs[-1] else {})}
 
 
 def main(argv: list[str] | None = None) -> int:

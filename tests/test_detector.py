@@ -18,6 +18,7 @@ from face_keypoints import geometry
 from face_keypoints.data.images import read_rgb
 from face_keypoints.errors import BadInput
 from face_keypoints.runtime.detector import (
+    CLOSE_UP,
     FULL_RANGE,
     SHORT_RANGE,
     BlazeFace,
@@ -138,6 +139,30 @@ def test_a_small_face_in_a_photo_is_found_by_the_zoomed_pass(detector: BlazeFace
     eyes = geometry.transform_points(_eyes(points), matrix)
     found = detector.detect_photo(photo)
     assert any(np.linalg.norm(d.keypoints[:2] - eyes, axis=1).max() < 5 for d in found)
+
+
+def test_a_close_up_skips_the_zoomed_pass() -> None:
+    """A photo whose faces the first pass found all large is a close-up: the 2x pass
+    (four times the first's cost) does not run, so a small face beside a large one is
+    not searched for; beside a face below CLOSE_UP it is, and found."""
+    image, points = read_rgb(AFW[0]), _pts(AFW[0])
+    side = np.ptp(points, axis=0).max()
+    small = np.array([[50.0 / side, 0, 500.0], [0, 50.0 / side, 300.0]])
+    eyes = geometry.transform_points(_eyes(points), small)
+    for large_side, close_up in ((260.0, True), (110.0, False)):
+        large = np.array([[large_side / side, 0, 20.0], [0, large_side / side, 40.0]])
+        photo = cv2.warpAffine(image, small, (640, 480), borderValue=(110, 110, 110))
+        photo = cv2.warpAffine(image, large, (640, 480), dst=photo,
+                               borderMode=cv2.BORDER_TRANSPARENT)
+        fresh = BlazeFace(threads=1)  # builds its 2x detector at the first pass that runs
+        first = fresh.detect(photo)
+        assert [d.box[2] - d.box[0] >= CLOSE_UP * 640 for d in first] == [close_up]
+        found = fresh.detect_photo(photo)
+        assert (fresh._zoomed is None) is close_up
+        small_found = any(np.linalg.norm(d.keypoints[:2] - eyes, axis=1).max() < 5 for d in found)
+        assert small_found is not close_up
+        if close_up:
+            assert [d.box.tolist() for d in found] == [d.box.tolist() for d in first]
 
 
 def test_a_larger_input_has_more_anchors_and_maps_faces_back() -> None:

@@ -95,13 +95,24 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """Resample `image` into a size x size crop; outside the image is black."""
     shrink = 1.0 / max(float(np.hypot(matrix[0, 0], matrix[1, 0])), 1e-9)
     if shrink >= 4.0:
-        # Strong downscaling: average blocks first so the crop does not alias.
+        # Strong downscaling: average blocks first so the crop does not alias. Only the
+        # blocks the crop reads are averaged (a face's crop of a large photo is a small
+        # part of it); each block's mean is its own, so an upright crop is the same bit
+        # for bit (a turned one within a grey level: warpAffine rounds its sample
+        # positions to 1/32 px from the shifted matrix).
         factor = int(shrink // 2)
         height, width = image.shape[0] // factor, image.shape[1] // factor
-        if height >= 2 and width >= 2:
+        x0, y0, x1, y1 = _blocks_read(matrix, size, factor, width, height)
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            image = cv2.resize(image[y0 * factor: y1 * factor, x0 * factor: x1 * factor],
+                               (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+            # Pixel centre i of the small image lies at factor * i + (factor - 1) / 2.
+            small_to_full = np.array([[factor, 0.0, factor * x0 + (factor - 1) / 2.0],
+                                      [0.0, factor, factor * y0 + (factor - 1) / 2.0]])
+            matrix = compose(matrix, small_to_full)
+        elif height >= 2 and width >= 2:  # the crop lies (almost) wholly off the image
             image = cv2.resize(image[: height * factor, : width * factor], (width, height),
                                interpolation=cv2.INTER_AREA)
-            # Pixel centre i of the small image lies at factor * i + (factor - 1) / 2.
             small_to_full = np.array([[factor, 0.0, (factor - 1) / 2.0],
                                       [0.0, factor, (factor - 1) / 2.0]])
             matrix = compose(matrix, small_to_full)
@@ -113,6 +124,20 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0, 0, 0),
     )
+
+
+def _blocks_read(matrix: np.ndarray, size: int, factor: int, width: int,
+                 height: int) -> tuple[int, int, int, int]:
+    """The blocks (x0, y0, x1, y1, end exclusive) of a `factor`-averaged image of
+    width x height blocks that a size x size crop through `matrix` samples, with a block
+    of margin for bilinear interpolation."""
+    centres = np.array([[0.0, 0.0], [size - 1.0, 0.0], [0.0, size - 1.0],
+                        [size - 1.0, size - 1.0]])
+    corners = (transform_points(centres, invert(matrix)) - (factor - 1) / 2.0) / factor
+    low = np.floor(corners.min(axis=0)).astype(int) - 1
+    high = np.ceil(corners.max(axis=0)).astype(int) + 2
+    return (max(int(low[0]), 0), max(int(low[1]), 0),
+            min(int(high[0]), width), min(int(high[1]), height))
 
 
 def crop_face(

@@ -142,6 +142,7 @@ def page_settings(*cards: dict) -> dict:
                      "iou_threshold": _default(detector.BlazeFace, "iou_threshold"),
                      "range": [-1.0, 1.0],  # BlazeFace.detect: pixel / 127.5 - 1
                      "zoom": detector.ZOOM, "zoom_min_score": detector.ZOOM_MIN_SCORE,
+                     "close_up": detector.CLOSE_UP,
                      "keypoints": list(detector.KEYPOINTS),
                      "box_fit": detector.BOX_FIT.tolist(),
                      "box_range": [r.tolist() for r in detector.BOX_RANGE]},

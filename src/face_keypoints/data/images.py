@@ -32,7 +32,7 @@ def _to_rgb8(image: Image.Image) -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
-    return np.asarray(image.convert("RGB"))
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
 
 def read_rgb(path: Path, *, exif_rotate: bool = False) -> np.ndarray:
@@ -51,8 +51,8 @@ def read_rgb(path: Path, *, exif_rotate: bool = False) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
-            if exif_rotate:
-                image = ImageOps.exif_transpose(image)
+            if exif_rotate:  # in place: no copy of a photo that is upright already
+                ImageOps.exif_transpose(image, in_place=True)
             array = _to_rgb8(image)
     except UnidentifiedImageError:
         raise ImageError("not an image file, or an image format that cannot be read") from None

@@ -112,10 +112,14 @@ export class BlazeFace {
   /** detect() plus a second pass over the whole image at `zoom` x the input size, for
    * photos: a face smaller than about a tenth of the image is missed by the first pass
    * (the model is made for faces near the camera); the second halves that. A face it
-   * adds is kept when the first pass did not find it already. */
+   * adds is kept when the first pass did not find it already. A close-up (every face of
+   * the first pass at least `close_up` of the longer side) skips the second pass. */
   async detectPhoto(frame) {
     const found = await this.detect(frame);
-    if (Math.max(frame.width, frame.height) < this.spec.zoom * this.spec.size || !this.zoomed) {
+    const longer = Math.max(frame.width, frame.height);
+    if (longer < this.spec.zoom * this.spec.size || !this.zoomed) return found;
+    if (found.length && Math.min(...found.map((d) => d.box[2] - d.box[0]))
+        >= this.spec.close_up * longer) {
       return found;
     }
     const zoomed = await this.zoomedPass();
