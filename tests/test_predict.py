@@ -55,7 +55,8 @@ def _failed(err: str) -> list[str]:
 def _check_face(face: dict) -> None:
     assert set(face) == {"box", "score", "scheme", "points", "presence", "visible",
                          "roll"}
-    assert face["presence"] is None and face["visible"] is None  # no such outputs shipped
+    assert 0.5 <= face["presence"] <= 1.0  # the shipped model's presence output
+    assert len(face["visible"]) == 68 and all(0.0 <= v <= 1.0 for v in face["visible"])
     assert face["scheme"] == "ibug68"
     assert len(face["box"]) == 4 and 0.0 < face["score"] <= 1.0
     points = np.array(face["points"])
@@ -321,7 +322,6 @@ def test_the_second_pass_frames_large_poses_better_than_the_detection() -> None:
     from face_keypoints.data.readers import merl68
     from face_keypoints.metrics import present_mask
     from face_keypoints.runtime.api import FaceLandmarker, as_rgb
-    from face_keypoints.runtime.detector import landmark_square
 
     landmarker = FaceLandmarker()
     faces = [f for f in merl68.read(shared_path("aflw_merl68"), None, "test")
@@ -339,7 +339,8 @@ def test_the_second_pass_frames_large_poses_better_than_the_detection() -> None:
         found = landmarker.detector.detect(frame)
         if not found:
             continue
-        guesses = {"detection": landmarker.landmarker.points(frame, landmark_square(found[0])),
+        guesses = {"detection": landmarker.landmarker.points(
+                       frame, landmarker.landmarker.detection_square(found[0])),
                    "second_pass": landmarker.landmarker.detected_points(frame, found[0])}
         for name, points in guesses.items():
             errors[name].append(np.linalg.norm(points[present] - truth, axis=1).mean() / size)

@@ -8,7 +8,8 @@ heads' kernels are zero, so each output is the sigmoid of its bias whatever the 
 presence steered honestly to any value, and visibility that says "hidden" for the mouth's
 points and "seen" for the rest. That pins the plumbing (outputs read, named, carried and
 drawn) and the tracker's threshold; what a trained head says of real crops is the
-training's to measure.
+training's to measure. A twin without the extra heads stands for the exports written
+before them, which keep working (the tracker falls back to the detector on the crop).
 """
 
 from __future__ import annotations
@@ -39,30 +40,32 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1.0 - p)))
 
 
-def _with_heads(folder: Path, presence: float) -> Path:
-    """A model built through the registry with the presence and visibility heads, its
-    backbone and 68-point head copied from the shipped default model, its extra heads
-    steered to `presence` and to SEEN/HIDDEN (the mouth hidden); saved as .keras."""
+def _build(folder: Path, presence: float | None) -> Path:
+    """A model built through the registry, its backbone and 68-point head copied from the
+    shipped default model; with `presence`, the presence and visibility heads too,
+    steered to `presence` and to SEEN/HIDDEN (the mouth hidden); without, a model of the
+    kind exported before those heads existed. Saved as .keras."""
     import keras
 
     from face_keypoints.model.network import ModelSpec, build_model, copy_matching_weights
     from face_keypoints.resolve import resolve_model
 
     source = keras.models.load_model(resolve_model("default:keras").path, compile=False)
+    extras = [] if presence is None else ["presence", "visibility"]
     spec = ModelSpec(alpha=0.5, depth=13, input_size=128, head="gap",
-                     schemes=[IBUG68.name], extras=["presence", "visibility"])
+                     schemes=[IBUG68.name], extras=extras)
     model = build_model(spec)
     model.name = source.name
     fresh = copy_matching_weights(model, source)
-    assert sorted(fresh) == ["presence_hidden", "presence_logit",
-                             f"visibility_hidden_{IBUG68.name}", f"visible_logits_{IBUG68.name}"]
-    bias = np.full(68, SEEN, np.float32)
-    bias[MOUTH] = HIDDEN
-    for layer, value in (("presence_logit", np.full(1, _logit(presence), np.float32)),
-                         (f"visible_logits_{IBUG68.name}", bias)):
-        kernel, _ = model.get_layer(layer).get_weights()
-        model.get_layer(layer).set_weights([np.zeros_like(kernel), value])
-    path = folder / f"presence_{presence:g}.keras"
+    assert f"points_{IBUG68.name}" not in fresh  # the shipped model's points
+    if presence is not None:
+        bias = np.full(68, SEEN, np.float32)
+        bias[MOUTH] = HIDDEN
+        for layer, value in (("presence_logit", np.full(1, _logit(presence), np.float32)),
+                             (f"visible_logits_{IBUG68.name}", bias)):
+            kernel, _ = model.get_layer(layer).get_weights()
+            model.get_layer(layer).set_weights([np.zeros_like(kernel), value])
+    path = folder / ("plain.keras" if presence is None else f"presence_{presence:g}.keras")
     model.save(path)
     return path
 
@@ -73,7 +76,17 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from face_keypoints.export.export import export
 
     folder = tmp_path_factory.mktemp("presence")
-    export(_with_heads(folder, 0.9), folder / "export", precisions=["fp32"])
+    export(_build(folder, 0.9), folder / "export", precisions=["fp32"])
+    return folder / "export"
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The export folder of a model without the extra heads, as exported before them."""
+    from face_keypoints.export.export import export
+
+    folder = tmp_path_factory.mktemp("plain")
+    export(_build(folder, None), folder / "export", precisions=["fp32"])
     return folder / "export"
 
 
@@ -85,7 +98,7 @@ def steered(tmp_path_factory: pytest.TempPathFactory):
 
     def make(presence: float) -> Path:
         if presence not in made:
-            made[presence] = _with_heads(folder, presence)
+            made[presence] = _build(folder, presence)
         return made[presence]
 
     return make
@@ -103,21 +116,19 @@ class CountingBlazeFace(BlazeFace):
 
 
 def test_model_json_lists_presence_and_visibility_and_old_cards_have_neither(
-        exported: Path) -> None:
+        exported: Path, plain: Path) -> None:
     card = ModelCard.read(exported)
     assert card.has_presence and card.visible == {IBUG68.name: 68}
     assert card.outputs == {IBUG68.name: 68}
     kinds = {o["name"]: o["kind"] for o in card.data["outputs"]}
     assert kinds == {"points_ibug68": "points", "presence": "presence",
                      "visible_ibug68": "visible"}
-    from face_keypoints.resolve import default_folder
-
-    shipped = ModelCard.read(default_folder())
-    assert not shipped.has_presence and shipped.visible == {}
-    assert set(shipped.outputs) == {"ibug68", "wflw98"}
+    old = ModelCard.read(plain)
+    assert not old.has_presence and old.visible == {}
+    assert old.outputs == {IBUG68.name: 68}
 
 
-def test_predict_json_carries_presence_and_visibility_rounded(exported: Path,
+def test_predict_json_carries_presence_and_visibility_rounded(exported: Path, plain: Path,
                                                               tmp_path: Path) -> None:
     from face_keypoints import predict
 
@@ -129,7 +140,7 @@ def test_predict_json_carries_presence_and_visibility_rounded(exported: Path,
     assert np.delete(visible, MOUTH).min() == 0.953
     written = json.loads((tmp_path / "out" / f"{PHOTO.stem}.json").read_text())
     assert written["faces"][0]["visible"] == face["visible"]
-    (old,) = predict([PHOTO]).results[0]["faces"]
+    (old,) = predict([PHOTO], model=plain).results[0]["faces"]
     assert old["presence"] is None and old["visible"] is None
     assert set(old) == set(face) == {"box", "score", "scheme", "points", "presence", "visible",
                                      "roll"}
@@ -149,45 +160,46 @@ def test_face_landmarker_faces_carry_presence_and_visibility(exported: Path) -> 
     np.testing.assert_array_equal(tracked.hidden, face.hidden)
 
 
-def test_hidden_points_are_drawn_as_rings_and_seen_points_as_dots(exported: Path) -> None:
+def test_hidden_points_are_drawn_as_rings_and_seen_points_as_dots(exported: Path,
+                                                                  plain: Path) -> None:
     from face_keypoints import FaceLandmarker
     from face_keypoints.draw import HIDDEN_COLOUR, POINT_COLOUR
     from face_keypoints.predict import annotate
 
     photo = read_rgb(PHOTO)
     (face,) = FaceLandmarker(exported).detect(photo)
-    (plain,) = FaceLandmarker("default:fp32").detect(photo)
-    assert plain.visible is None
+    (unmarked,) = FaceLandmarker(plain).detect(photo)
+    assert unmarked.visible is None
 
     def near(drawn: np.ndarray, point: np.ndarray, colour: tuple, reach: int) -> bool:
         x, y = np.round(point).astype(int)
         patch = drawn[y - reach : y + reach + 1, x - reach : x + reach + 1].astype(int)
         return bool((np.abs(patch - colour).max(axis=2) < 40).any())
 
-    drawn, undrawn = annotate(photo, [face]), annotate(photo, [plain])
+    drawn, undrawn = annotate(photo, [face]), annotate(photo, [unmarked])
     jaw_and_eyes = [*range(17), *range(36, 48)]
     assert all(near(drawn, face.points[i], POINT_COLOUR, 0)
                and not near(drawn, face.points[i], HIDDEN_COLOUR, 2) for i in jaw_and_eyes)
     assert all(near(drawn, face.points[i], HIDDEN_COLOUR, 4)
                and not near(drawn, face.points[i], POINT_COLOUR, 0) for i in MOUTH)
-    assert all(near(undrawn, plain.points[i], POINT_COLOUR, 0)
-               and not near(undrawn, plain.points[i], HIDDEN_COLOUR, 4) for i in MOUTH)
+    assert all(near(undrawn, unmarked.points[i], POINT_COLOUR, 0)
+               and not near(undrawn, unmarked.points[i], HIDDEN_COLOUR, 4) for i in MOUTH)
 
 
 def test_the_tracker_keeps_a_present_face_without_running_the_detector_on_its_crop(
-        steered) -> None:
+        steered, plain: Path) -> None:
     from face_keypoints.runtime.landmarker import Landmarker
     from face_keypoints.runtime.tracker import Tracker
 
     frames = [frame for frame, _ in shaken_clip(read_rgb(PHOTO), 8, seed=4)]
     crops = {}
-    for model in ("default:fp32", steered(0.9)):
+    for model in (plain, steered(0.9)):
         detector = CountingBlazeFace()
         tracker = Tracker(detector, Landmarker(model), redetect_every=100)
         counts = [len(tracker.step(frame, i / 30.0)) for i, frame in enumerate(frames)]
         assert counts == [1] * len(frames)
         crops[str(model)] = detector.crops
-    assert crops["default:fp32"] == len(frames) - 1  # the fallback checks every tracked crop
+    assert crops[str(plain)] == len(frames) - 1  # the fallback checks every tracked crop
     assert crops[str(steered(0.9))] == 0
 
 

@@ -95,11 +95,45 @@ def test_every_shipped_model_has_the_68_and_98_point_heads(name: str):
     from face_keypoints.runtime import load_predictor
     from face_keypoints.schemes import get_scheme
 
-    outputs = {o["scheme"]: o for o in _card(name)["outputs"]}
+    outputs = {o["scheme"]: o for o in _card(name)["outputs"] if o["kind"] == "points"}
     assert set(outputs) == {"ibug68", "wflw98"}
     for scheme, output in outputs.items():
         assert output["point_names"] == list(get_scheme(scheme).names)
     assert load_predictor(resolve_model(f"{name}:fp16")).schemes == ["ibug68", "wflw98"]
+
+
+@needs_model
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_runs_on_levelled_crops_and_answers_presence_and_visibility(
+        name: str):
+    from face_keypoints.card import ModelCard
+
+    card = ModelCard.read(shipped_folder(name))
+    assert card.aligned
+    assert card.has_presence
+    assert card.visible == {"ibug68": 68, "wflw98": 98}
+
+
+@needs_model
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_file_of_a_shipped_model_tells_a_face_from_a_crop_without_one(name: str):
+    """Presence at every precision: int8 calibrated on faces alone once read 0.5 on
+    every crop without a face, and tracking then kept faces on empty frames."""
+    from face_keypoints import geometry
+    from face_keypoints.data.images import read_rgb
+    from face_keypoints.runtime.landmarker import Landmarker, crop_square
+
+    photo = FIXTURES / "300w" / "afw" / "261068_1.jpg"
+    image = read_rgb(photo)
+    lines = photo.with_suffix(".pts").read_text().splitlines()[3:71]
+    face = crop_square(np.array([[float(v) for v in line.split()] for line in lines]))
+    away = geometry.Square(face.cx - face.side, face.cy, face.side)  # beside the face
+    grey = np.full_like(image, 110)
+    for precision in _card(name)["files"]:
+        landmarker = Landmarker(f"{name}:{precision}")
+        assert landmarker.read(image, face).presence > 0.9, precision
+        assert landmarker.read(image, away).presence < 0.5, precision
+        assert landmarker.read(grey, face).presence < 0.1, precision
 
 
 @needs_model
@@ -241,7 +275,8 @@ def test_export_default_is_the_shipped_keras(run_cli, tmp_path: Path):
 def test_on_a_cpu_the_shipped_model_runs_the_fastest_file_here_within_1_percent_of_fp32(
         name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """model.json's "cpu" (written by tools/record_cpu_precision.py, as export writes it)
-    records each file's NME: every file within 1 % of fp32's may run, and predict and
+    records each file's NME: every file within 1 % of fp32's may run (lite's int8 drifts
+    1.1 %, so it does not), and predict and
     FaceLandmarker run the one timed fastest on this machine (tests/test_cpu_precision.py
     pins that it is measured); an explicit `default:PRECISION` still wins."""
     from face_keypoints import FaceLandmarker
@@ -252,11 +287,13 @@ def test_on_a_cpu_the_shipped_model_runs_the_fastest_file_here_within_1_percent_
     card, folder = _card(name), shipped_folder(name)
     cpu = card["cpu"]
     assert set(cpu["files"]) == {p for p in card["files"] if p != "keras"}
-    assert cpu["files"]["int8"]["nme_drift_vs_fp32_pct"] <= 1.0
+    within = [p for p in ("fp32", "fp16", "int8")
+              if p in cpu["files"] and cpu["files"][p]["nme_drift_vs_fp32_pct"] <= 1.0]
+    assert within[:2] == ["fp32", "fp16"]  # a float file always may run
     model_card = ModelCard.read(folder)
-    assert model_card.cpu_candidates() == ["fp32", "fp16", "int8"]
+    assert model_card.cpu_candidates() == within
     choice = choose(model_card)
-    assert choice is not None and set(choice.median_us) == {"fp32", "fp16", "int8"}
+    assert choice is not None and list(choice.median_us) == within
     assert choice.precision == min(choice.median_us, key=choice.median_us.get)
     picked = folder / card["files"][choice.precision]["file"]
     here = partial(fastest, threads=1)

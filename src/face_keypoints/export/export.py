@@ -35,12 +35,14 @@ from tqdm import tqdm
 
 from face_keypoints.card import MODEL_JSON, PRECISIONS, ModelCard
 from face_keypoints.data.cache import Cache, open_cache
+from face_keypoints.data.targets import PRESENCE
 from face_keypoints.errors import BadInput
 from face_keypoints.export.gpu_ops import GpuFallback, GpuReport, check_gpu
 from face_keypoints.fileio import owned, write_atomic
 from face_keypoints.resolve import KERAS, ResolvedModel, is_default, resolve_model
 
 CALIBRATION_FACES = 200  # representative images for int8; evenly spread over the cache
+CALIBRATION_NEGATIVE_EVERY = 3  # a crop framing no face after every third face
 STAGING_PREFIX = ".export-"
 COMMIT = ".export-commit"  # a complete staging folder whose files are being moved in
 STALE = "stale.json"  # in COMMIT: the earlier export's files this one removes
@@ -175,7 +177,8 @@ def _convert_all(keras_model, staging: Path, output: Path, names: dict[str, str]
                                 file=sys.stderr, leave=False):
         staged = staging / name
         convert(keras_model, staged, precision,
-                representative=(lambda: _calibration_images(calibration, size, aligned))
+                representative=(lambda: _calibration_images(
+                    calibration, size, aligned, PRESENCE in keras_model.output_names))
                 if precision == "int8" else None,
                 int8_io=int8_io and precision == "int8")
         files.append(ExportedFile(precision, output / staged.name, staged.stat().st_size,
@@ -258,17 +261,24 @@ def _check_output(output: Path, names: list[str], overwrite: bool) -> None:
                        "replace")
 
 
-def _calibration_images(cache: Cache, size: int, aligned: bool) -> Iterator[np.ndarray]:
+def _calibration_images(cache: Cache, size: int, aligned: bool,
+                        negatives: bool) -> Iterator[np.ndarray]:
     """Up to CALIBRATION_FACES crops framed as evaluate and predict frame them (turned to
-    level the eyes for an `aligned` model)."""
-    from face_keypoints.data.augment import model_input
+    level the eyes for an `aligned` model); with `negatives` (a model with a presence
+    output), crops that frame no face too, made as training makes them: calibrated on
+    faces alone, int8's range for the presence logit stops at 0, and every crop without
+    a face then reads a presence of 0.5."""
+    from face_keypoints.data.augment import AugmentConfig, Augmenter, model_input
 
     picked = np.unique(np.linspace(0, len(cache) - 1, min(CALIBRATION_FACES, len(cache)))
                        .round().astype(int))
-    for i in picked:
+    augmenter, rng = Augmenter(AugmentConfig(), size), np.random.default_rng(0)
+    for n, i in enumerate(picked):
         crop, _ = model_input(cache.images[i], cache.points[i], cache.visibility[i], size,
                               cache.scheme if aligned else None)
         yield crop[None].astype(np.float32)
+        if negatives and n % CALIBRATION_NEGATIVE_EVERY == 0:
+            yield augmenter.negative(cache.images[i], rng)[None].astype(np.float32)
 
 
 def _nme(model: Path, cache: Cache) -> float | None:

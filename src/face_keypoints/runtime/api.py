@@ -16,13 +16,12 @@ from face_keypoints.data.images import ImageError, read_rgb
 from face_keypoints.errors import BadInput
 from face_keypoints.resolve import ResolvedModel
 from face_keypoints.runtime.detector import BlazeFace
-from face_keypoints.runtime.landmarker import Landmarker, Reading
+from face_keypoints.runtime.landmarker import HIDDEN_BELOW, Landmarker, Reading
 from face_keypoints.runtime.predictor import check_threads
 from face_keypoints.runtime.smoothing import OneEuroParams
 from face_keypoints.runtime.tracker import MIN_TRACKING_CONFIDENCE, Track, Tracker
 
 STREAM_STEP = 1.0 / 30.0  # seconds between frames given to `track` without timestamps
-HIDDEN_BELOW = 0.5  # a point whose visibility is below this is drawn as hidden
 
 
 @dataclass(frozen=True)

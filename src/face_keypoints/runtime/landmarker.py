@@ -27,6 +27,7 @@ from face_keypoints.runtime.predictor import load_predictor
 from face_keypoints.schemes import IBUG68, Scheme, get_scheme
 
 DEFAULT_SCHEME = IBUG68.name  # the points a model reports unless asked for another head
+HIDDEN_BELOW = 0.5  # a point whose visibility is below this counts as not seen
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,23 @@ class Reading:
     roll: float = 0.0
 
 
-def crop_square(points: np.ndarray, align: Scheme | None = None) -> geometry.Square:
+def crop_square(points: np.ndarray, align: Scheme | None = None,
+                visible: np.ndarray | None = None) -> geometry.Square:
     """The training crop around landmarks: where a second pass, or the next frame of a
     tracked face, looks; with `align` (the points' scheme), turned by their roll as an
-    aligned model's training crops were (the box stays the upright landmark box)."""
+    aligned model's training crops were (the box stays the upright landmark box).
+
+    Training levelled a face only where both eyes were annotated, and left a profile's
+    crop upright (its far eye unannotated); so the roll counts only the points the
+    model says are seen (`visible`, where it has that output), and a face with an eye
+    unseen stays upright. On MERL-RAV test faces with |yaw| >= 45 this takes the second
+    pass from 4.07 to 3.48 % box NME (the roll of every point, the far eye guessed)."""
     square = geometry.square_around(geometry.landmark_box(points), geometry.MODEL_SCALE)
     if align is None:
         return square
-    roll = align.roll(points, np.ones(len(points), dtype=bool))
+    seen = (np.ones(len(points), dtype=bool) if visible is None
+            else np.asarray(visible) >= HIDDEN_BELOW)
+    roll = align.roll(points, seen)
     return square if roll is None else square.rolled(roll)
 
 
@@ -85,10 +95,11 @@ class Landmarker:
         self._visible = visible if visible in self._predictor.extras else None
         self.has_visible = self._visible is not None
 
-    def crop_square(self, points: np.ndarray) -> geometry.Square:
+    def crop_square(self, points: np.ndarray,
+                    visible: np.ndarray | None = None) -> geometry.Square:
         """The crop this model reads a face in whose landmarks are `points` (turned by
-        their roll for an aligned model)."""
-        return crop_square(points, self.scheme if self.aligned else None)
+        the roll of their seen eyes for an aligned model: `crop_square`)."""
+        return crop_square(points, self.scheme if self.aligned else None, visible)
 
     def detection_square(self, detection: Detection) -> geometry.Square:
         """The crop this model reads a detected face in first (turned by the detector's
@@ -124,8 +135,8 @@ class Landmarker:
         inference per face. An aligned model's first crop levels the detector's eye
         keypoints, its second the first pass's eyes.
         """
-        first = self.points(image, self.detection_square(detection))
-        return self.read(image, self.crop_square(first))
+        first = self.read(image, self.detection_square(detection))
+        return self.read(image, self.crop_square(first.points, first.visible))
 
     def detected_points(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         """(K, 2) points of a detected face (`detected`'s)."""

@@ -126,7 +126,7 @@ class Tracker:
         height, width = frame.shape[:2]
         kept: list[Track] = []
         for track in self.tracks:
-            square = self.landmarker.crop_square(track.points)
+            square = self.landmarker.crop_square(track.points, track.visible)
             reading = self.landmarker.read(frame, square)
             if (lost(reading.points, square, width, height)
                     or crop_square(reading.points).side < SHRINK_LIMIT * track.seen):

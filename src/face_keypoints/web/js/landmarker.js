@@ -28,6 +28,7 @@ export class Landmarker {
     this.range = card.input.range ?? [0, 255];
     this.scale = card.input.crop.scale;
     this.align = card.input.crop.align === true;
+    this.hiddenBelow = settings.drawing.hidden_below; // visibility below it: not seen
     this.detectorSpec = settings.detector;
     this.eyes = EYES.map((name) => settings.detector.keypoints.indexOf(name));
     const shape = Array.from(runner.inputs[0].shape);
@@ -92,11 +93,16 @@ export class Landmarker {
   }
 
   /** The training crop around landmarks: where a second pass, or the next frame of a
-   * tracked face, looks; for an aligned model, turned by the roll of their eyes. */
-  cropSquare(points) {
+   * tracked face, looks; for an aligned model, turned by the roll of their seen eyes
+   * (`visible`, null without that output), upright when an eye is unseen (a profile,
+   * which training left upright), as landmarker.py's crop_square. */
+  cropSquare(points, visible = null) {
     const sq = squareAround(landmarkBox(points), this.scale);
     if (!this.align) return sq;
-    const [right, left] = this.outputs[this.scheme].pupils.map((group) => centre(points, group));
+    const seen = (i) => visible === null || visible[i] >= this.hiddenBelow;
+    const eyes = this.outputs[this.scheme].pupils.map((group) => group.filter(seen));
+    if (eyes.some((group) => group.length === 0)) return sq;
+    const [right, left] = eyes.map((group) => centre(points, group));
     return { ...sq, angle: angleOf(right, left) };
   }
 
@@ -113,6 +119,6 @@ export class Landmarker {
    * a second on the crop around the first pass's landmarks (frames profiles as training). */
   async detected(frame, detection) {
     const first = await this.read(frame, this.detectionSquare(detection));
-    return this.read(frame, this.cropSquare(first.points));
+    return this.read(frame, this.cropSquare(first.points, first.visible));
   }
 }

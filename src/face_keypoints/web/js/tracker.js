@@ -42,7 +42,7 @@ export class Tracker {
   async step(frame, time) {
     const kept = [];
     for (const track of this.tracks) {
-      const sq = this.landmarker.cropSquare(track.points);
+      const sq = this.landmarker.cropSquare(track.points, track.visible);
       const reading = await this.landmarker.read(frame, sq);
       if (lost(reading.points, sq, frame.width, frame.height, this.rules)
           || this.landmarker.cropSquare(reading.points).side
