@@ -213,8 +213,9 @@ def markdown(card: dict) -> str:
               f"load average {card['machine']['load_before']} before and "
               f"{card['machine']['load_after']} after the latency run. dlib's time is its "
               "predictor alone on a 192 px crop; MediaPipe's model takes 192 px and gives "
-              "468 points; ours takes "
-              f"{card['input_size']} px.", ""]
+              "468 points; ours take "
+              + ", ".join(f"{size} px ({name})" for name, size in card["input_sizes"].items())
+              + ".", ""]
     if box:
         parts += ["### dlib's box", "",
                   f"Fitted on {', '.join(box['fitted_on'])}: HOG fired on {box['n_fired']} "
@@ -283,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         "model_dirs": [str(folder) for folder in folders],
         "files": {p: {"path": str(path), "size_bytes": path.stat().st_size}
                   for p, path in files.items()},
-        "input_size": input_size,
+        "input_sizes": {folder.name: ours[next(p for p in files if p.startswith(
+            f"{folder.name} "))].input_size for folder in folders},
         "dlib_box": None if dlib_box is None else dlib_box.as_dict(),
         "eval": {},
     }
