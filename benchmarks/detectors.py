@@ -535,11 +535,12 @@ def _face_mesh(python: Path) -> tuple[Timed, subprocess.Popen] | None:
     return timed, child
 
 
-def photo_path(mediapipe_python: Path, limit: int | None = None) -> dict:
-    """Median ms per photo and recall by yaw of each photo path on AFW and MERL-RAV."""
+def photo_path(mediapipe_python: Path, limit: int | None = None,
+               models: tuple[str, ...] = ("default",)) -> dict:
+    """Median ms per photo and recall by yaw of each photo path on AFW and MERL-RAV, with
+    each shipped model of `models` (`shipped_zoom_*` is the default's)."""
     from face_keypoints.runtime.api import FaceLandmarker
 
-    shipped = FaceLandmarker(threads=1)
     before_detector = BlazeFace(threads=1)
     before_landmarker = Landmarker("default:fp16", threads=1)
 
@@ -547,10 +548,12 @@ def photo_path(mediapipe_python: Path, limit: int | None = None) -> dict:
         return [geometry.landmark_box(before_landmarker.detected_points(photo, d))
                 for d in tiled_detections(before_detector, photo)]
 
-    paths: dict[str, Timed] = {
-        "before_tiles_fp16": _timed(before),
-        f"shipped_zoom_{shipped.precision}": _timed(lambda p: [f.box for f in shipped.detect(p)]),
-    }
+    paths: dict[str, Timed] = {"before_tiles_fp16": _timed(before)}
+    for model in models:
+        shipped = FaceLandmarker(model, threads=1)
+        label = "shipped" if model == "default" else model
+        paths[f"{label}_zoom_{shipped.precision}"] = _timed(
+            lambda p, landmarker=shipped: [f.box for f in landmarker.detect(p)])
     peer = _face_mesh(mediapipe_python)
     if peer is not None:
         paths["mediapipe_face_mesh"] = peer[0]
@@ -661,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
                              "what skipping it on close-ups gives up")
     parser.add_argument("--limit", type=int,
                         help="with --photos or --zoom-pass: at most N photos per set")
+    parser.add_argument("--photo-models", nargs="+", default=["default"], metavar="NAME",
+                        help="with --photos: the shipped models whose photo path is timed "
+                             "(default: default)")
     parser.add_argument("--mediapipe-python", type=Path, default=MEDIAPIPE_PYTHON,
                         help="python of a venv with mediapipe==0.10.21 (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=200, help="latency rounds")
@@ -675,7 +681,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(recall_by_size()))
         return 0
     if args.photos:
-        print(json.dumps(photo_path(args.mediapipe_python, args.limit)))
+        print(json.dumps(photo_path(args.mediapipe_python, args.limit,
+                                    tuple(args.photo_models))))
         return 0
     if args.zoom_pass:
         print(json.dumps(zoom_pass(args.limit)))
