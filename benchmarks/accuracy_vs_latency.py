@@ -9,9 +9,9 @@ one-thread fp32 median, and per test cache `nme`), and writes --out (default
 configs/results/accuracy_vs_latency.png): x = latency (us), y = inter-ocular NME (%) on
 --data (default afw). --baseline-nme draws the mean-shape baseline as a horizontal line,
 --mediapipe-us MediaPipe's face_landmark.tflite latency as a vertical one, each --shipped
-model as a filled, labelled star and each --trained another fully trained model as a hollow
-one (all as measured elsewhere, e.g. by benchmarks/model_card.py). Prints the candidates
-as a markdown table.
+model as a filled, labelled star (the stars alone when --results holds no sweep) and
+each --trained another fully trained model as a hollow one (all as measured elsewhere,
+e.g. by benchmarks/model_card.py). Prints the candidates as a markdown table.
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def plot(points: list[dict], out: Path, data: str, baseline: float | None,
                     va="top", rotation=90)
     ax.set_xlabel("latency, 1 thread, fp32 .tflite, median (us)")
     ax.set_ylabel(f"NME inter-ocular on {data} (%)")
-    source = Path(files[0]).stem if len(files) == 1 else "sweeps"
+    source = (Path(files[0]).stem if len(files) == 1 else "sweeps" if files
+              else "shipped models")
     ax.set_title(f"{source}: {data} NME against latency (lower left is better)", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.set_xlim(0, max(xs) * 1.15)
@@ -158,14 +159,15 @@ def main(argv: list[str] | None = None) -> int:
                         default=REPO / "configs" / "results" / "accuracy_vs_latency.png")
     args = parser.parse_args(argv)
     points = load(args.results, args.data)
-    if not points:
+    if not points and not args.shipped:
         sys.exit(f"no candidate with a {args.data} NME and a latency in "
                  f"{args.results}/*sweep*.json")
     trained = tuple((label, float(us), float(nme)) for label, us, nme in args.trained)
     shipped = tuple((label, float(us), float(nme)) for label, us, nme in args.shipped)
     plot(points, args.out, args.data, args.baseline_nme, args.mediapipe_us, shipped,
          trained)
-    print(table(points))
+    if points:
+        print(table(points))
     print(f"wrote {args.out}")
     return 0
 
