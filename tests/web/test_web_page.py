@@ -134,13 +134,16 @@ def test_the_page_finds_the_same_points_as_python_on_photos(browser, url, wasm_p
 
 
 def test_every_scheme_of_the_model_is_offered_and_matches_python(wasm_page) -> None:
-    """The scheme choice lists model.json's outputs (enabled when there are several), and
-    each scheme's points are Python's for that scheme."""
+    """The scheme choice lists model.json's point outputs (enabled when there are several;
+    presence and visibility outputs are no scheme), and each scheme's points are Python's
+    for that scheme."""
     from face_keypoints import FaceLandmarker
     from face_keypoints.serve import page_model
 
     served = page_model("default")
-    schemes = [output["scheme"] for output in served.card["outputs"]]
+    schemes = [output["scheme"] for output in served.card["outputs"]
+               if output.get("kind", "points") == "points"]
+    assert schemes == ["ibug68", "wflw98"]  # the shipped default's two heads
     offered = wasm_page.eval_on_selector_all("#scheme option", "os => os.map(o => o.value)")
     assert offered == schemes
     assert wasm_page.is_disabled("#scheme") == (len(schemes) == 1)
