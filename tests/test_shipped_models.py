@@ -29,9 +29,9 @@ from face_keypoints.resolve import SHIPPED, default_folder, resolve_model, shipp
 
 # Inter-ocular NME (%) of the shipped models on the five faces (the aligned models with
 # presence and visibility outputs): default fp32 4.264, fp16 4.263, keras 4.264, int8
-# 4.216; lite fp32 4.410, fp16 4.409, keras 4.410, int8 4.508; full fp32 4.519, fp16
-# 4.520, keras 4.519, int8 4.346. The bound is ~1.4x the worst; a mean shape fitted to
-# these very faces scores 16.1, the default with its left and right points exchanged 62.
+# 4.216; lite fp32 4.410, fp16 4.409, keras 4.410, int8 4.508; full (float files only)
+# fp32 4.519, fp16 4.520, keras 4.519. The bound is ~1.4x the worst; a mean shape fitted
+# to these very faces scores 16.1, the default with its left and right points exchanged 62.
 NME_BOUND = 6.5
 LITE_FP16_BYTES = 1_000_000  # the lite model's bound: an fp16 file of at most 1 MB
 
