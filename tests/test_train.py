@@ -409,22 +409,35 @@ def test_init_model_starts_a_run_from_a_trained_model_and_refuses_one_that_does_
         assert not (tmp_path / "refused" / "best.keras").exists()
 
 
-@needs_shared("300w", "helen_trainset")
+@pytest.fixture(scope="module")
+def helen_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from face_keypoints.prepare import prepare
+
+    if not (SHARED_DATA / "300w" / "helen_trainset").exists():
+        pytest.skip(f"real data {SHARED_DATA / '300w' / 'helen_trainset'} is absent")
+    out = tmp_path_factory.mktemp("calibration") / "helen"
+    prepare("300w", SHARED_DATA / "300w" / "helen_trainset", out, size=128, progress=False,
+            log=lambda line: None)
+    return out
+
+
+def _two_short_epochs(tmp_path: Path) -> Path:
+    config = tmp_path / "short.yaml"
+    config.write_text(yaml.safe_dump({"steps_per_epoch": 3, "epochs": 2}))
+    return config
+
+
 @pytest.mark.parametrize("head", ["gap", "simcc"])
 def test_calibrate_puts_a_finished_runs_outputs_on_the_reference_sets_convention(
-        afw_cache: Path, tmp_path: Path, head: str) -> None:
+        afw_cache: Path, helen_cache: Path, tmp_path: Path, head: str) -> None:
     import keras
 
     from face_keypoints.data.cache import open_cache
-    from face_keypoints.prepare import prepare
     from face_keypoints.validation import ValidationSet
 
-    helen = tmp_path / "helen"
-    prepare("300w", SHARED_DATA / "300w" / "helen_trainset", helen, size=128, progress=False,
-            log=lambda line: None)
+    helen = helen_cache
     run = tmp_path / "run"
-    config = tmp_path / "short.yaml"
-    config.write_text(yaml.safe_dump({"steps_per_epoch": 3, "epochs": 2}))
+    config = _two_short_epochs(tmp_path)
     command = _train_command(afw_cache, run, "--config", str(config), "--head", head)
     assert subprocess.run(command, capture_output=True, text=True).returncode == 0
     before = keras.models.load_model(run / "best.keras")
@@ -464,13 +477,20 @@ def test_calibrate_puts_a_finished_runs_outputs_on_the_reference_sets_convention
                            capture_output=True, text=True)
     assert again.returncode == 2 and "finished" in again.stderr
 
-    # Started with --calibrate, a run scores every epoch as calibration leaves it: the
-    # best epoch's validation NME is what the calibrated best.keras scores.
-    started = tmp_path / "started"
-    done = subprocess.run([*_train_command(afw_cache, started, "--config", str(config)),
-                           "--calibrate", str(helen)], capture_output=True, text=True)
+
+def test_a_run_started_with_calibrate_scores_its_epochs_calibrated_and_refuses_another_scheme(
+        afw_cache: Path, helen_cache: Path, tmp_path: Path) -> None:
+    """Started with --calibrate, a run scores every epoch as calibration leaves it: the
+    best epoch's validation NME is what the calibrated best.keras scores. (Which head
+    reads the points does not matter here: the test above covers each.)"""
+    from face_keypoints.prepare import prepare
+
+    run = tmp_path / "started"
+    command = _train_command(afw_cache, run, "--config", str(_two_short_epochs(tmp_path)))
+    done = subprocess.run([*command, "--calibrate", str(helen_cache)], capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stderr
-    metrics = json.loads((started / "metrics.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["best_val_nme"] == pytest.approx(
         metrics["calibration"]["val_nme_after"], abs=2e-4)
     assert metrics["calibration"]["val_nme_before"] != pytest.approx(metrics["best_val_nme"])
