@@ -131,8 +131,9 @@ class Landmarker:
         The detection-to-crop relation is a fit on mostly frontal faces, and it frames
         profiles loosely; the first pass's landmarks frame the face as training did.
         Measured by `benchmarks/detectors.py --fit --model default:fp16`: box NME on
-        100 MERL-RAV test faces at yaw 60-90 falls from 4.32 to 3.76 % (30-60: 3.36 to
-        3.16 %; AFW, mostly frontal, inter-ocular: 4.85 and 4.89 %), for one more landmark
+        100 MERL-RAV test faces at yaw 60-90 falls from 4.63 to 3.70 % with the shipped
+        default (30-60: 3.20 to 3.04 %; AFW, mostly frontal, inter-ocular: 4.64 and
+        4.65 %), for one more landmark
         inference per face. An aligned model's first crop levels the detector's eye
         keypoints, its second the first pass's eyes.
         """
