@@ -93,16 +93,26 @@ def test_copy_matching_weights_carries_the_backbone_and_shared_heads() -> None:
     assert "conv_pw_1" in copy_matching_weights(wider, source)
 
 
-@pytest.fixture(scope="module")
-def afw_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _prepared_300w(factory: pytest.TempPathFactory, part: str) -> Path:
+    """A 128 px cache of one 300-W part of the real data (the test skips without it)."""
     from face_keypoints.prepare import prepare
 
-    if not (SHARED_DATA / "300w" / "afw").exists():
-        pytest.skip(f"real data {SHARED_DATA / '300w' / 'afw'} is absent")
-    out = tmp_path_factory.mktemp("train") / "afw"
-    prepare("300w", SHARED_DATA / "300w" / "afw", out, size=128, progress=False,
-            log=lambda line: None)
+    source = SHARED_DATA / "300w" / part
+    if not source.exists():
+        pytest.skip(f"real data {source} is absent")
+    out = factory.mktemp("caches") / part
+    prepare("300w", source, out, size=128, progress=False, log=lambda line: None)
     return out
+
+
+@pytest.fixture(scope="module")
+def afw_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _prepared_300w(tmp_path_factory, "afw")
+
+
+@pytest.fixture(scope="module")
+def helen_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _prepared_300w(tmp_path_factory, "helen_trainset")
 
 
 def _train_command(cache: Path, run: Path, *extra: str) -> list[str]:
@@ -407,18 +417,6 @@ def test_init_model_starts_a_run_from_a_trained_model_and_refuses_one_that_does_
         lines = [line for line in refused.stderr.splitlines() if "train: error:" in line]
         assert len(lines) == 1 and message in lines[0] and str(init) in lines[0]
         assert not (tmp_path / "refused" / "best.keras").exists()
-
-
-@pytest.fixture(scope="module")
-def helen_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from face_keypoints.prepare import prepare
-
-    if not (SHARED_DATA / "300w" / "helen_trainset").exists():
-        pytest.skip(f"real data {SHARED_DATA / '300w' / 'helen_trainset'} is absent")
-    out = tmp_path_factory.mktemp("calibration") / "helen"
-    prepare("300w", SHARED_DATA / "300w" / "helen_trainset", out, size=128, progress=False,
-            log=lambda line: None)
-    return out
 
 
 def _two_short_epochs(tmp_path: Path) -> Path:
