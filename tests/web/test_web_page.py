@@ -138,11 +138,11 @@ def test_every_scheme_of_the_model_is_offered_and_matches_python(wasm_page) -> N
     presence and visibility outputs are no scheme), and each scheme's points are Python's
     for that scheme."""
     from face_keypoints import FaceLandmarker
+    from face_keypoints.card import ModelCard
     from face_keypoints.serve import page_model
 
     served = page_model("default")
-    schemes = [output["scheme"] for output in served.card["outputs"]
-               if output.get("kind", "points") == "points"]
+    schemes = list(ModelCard(served.tflite.parent, served.card).outputs)
     assert schemes == ["ibug68", "wflw98"]  # the shipped default's two heads
     offered = wasm_page.eval_on_selector_all("#scheme option", "os => os.map(o => o.value)")
     assert offered == schemes

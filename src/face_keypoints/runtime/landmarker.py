@@ -133,9 +133,8 @@ class Landmarker:
         Measured by `benchmarks/detectors.py --fit --model default:fp16`: box NME on
         100 MERL-RAV test faces at yaw 60-90 falls from 4.63 to 3.70 % with the shipped
         default (30-60: 3.20 to 3.04 %; AFW, mostly frontal, inter-ocular: 4.64 and
-        4.65 %), for one more landmark
-        inference per face. An aligned model's first crop levels the detector's eye
-        keypoints, its second the first pass's eyes.
+        4.65 %), for one more landmark inference per face. An aligned model's first crop
+        levels the detector's eye keypoints, its second the first pass's eyes.
         """
         first = self.read(image, self.detection_square(detection))
         return self.read(image, self.crop_square(first.points, first.visible))
